@@ -1,0 +1,98 @@
+package kexec
+
+import (
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Fake is a Sys for tests: it records each call and what it was given, and
+// answers with the errors set in it. It never touches the kernel. When FS is
+// set, a successful load writes "1" to its /sys/kernel/kexec_loaded and an
+// unload "0", as the kernel would.
+type Fake struct {
+	mu sync.Mutex
+	FS *rootfs.FS
+
+	FileErr, SegmentErr, UnloadErr, ExecErr, RebootErr error
+
+	Calls   []string // "file_load", "segment_load", "unload", "reboot_kexec", "reboot"
+	Kernel  []byte   // bytes of the kernel given to the last load
+	Initrd  []byte   // bytes of the initrd given to the last load (nil for none)
+	Cmdline string
+}
+
+var _ Sys = (*Fake)(nil)
+
+func (f *Fake) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls = append(f.Calls, call)
+}
+
+func (f *Fake) setLoaded(v string) {
+	if f.FS != nil {
+		p := f.FS.Path("/sys/kernel/kexec_loaded")
+		os.WriteFile(p, []byte(v+"\n"), 0o644)
+	}
+}
+
+// readFd reads a whole file by descriptor with pread, so that neither the
+// caller's offset nor its ownership of the descriptor changes.
+func readFd(fd int) []byte {
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for off := int64(0); ; {
+		n, err := unix.Pread(fd, buf, off)
+		if n <= 0 || err != nil {
+			return out
+		}
+		out = append(out, buf[:n]...)
+		off += int64(n)
+	}
+}
+
+func (f *Fake) FileLoad(kernelFd, initrdFd int, cmdline string) error {
+	f.record("file_load")
+	if f.FileErr != nil {
+		return f.FileErr
+	}
+	f.Kernel, f.Initrd, f.Cmdline = readFd(kernelFd), nil, cmdline
+	if initrdFd >= 0 {
+		f.Initrd = readFd(initrdFd)
+	}
+	f.setLoaded("1")
+	return nil
+}
+
+func (f *Fake) SegmentLoad(kernel, initrd *os.File, cmdline string) error {
+	f.record("segment_load")
+	if f.SegmentErr != nil {
+		return f.SegmentErr
+	}
+	f.Kernel, _ = io.ReadAll(kernel)
+	f.Initrd = nil
+	if initrd != nil {
+		f.Initrd, _ = io.ReadAll(initrd)
+	}
+	f.Cmdline = cmdline
+	f.setLoaded("1")
+	return nil
+}
+
+func (f *Fake) Unload() error {
+	f.record("unload")
+	if f.UnloadErr != nil {
+		return f.UnloadErr
+	}
+	f.setLoaded("0")
+	return nil
+}
+
+func (f *Fake) RebootKexec() error { f.record("reboot_kexec"); return f.ExecErr }
+
+func (f *Fake) Reboot() error { f.record("reboot"); return f.RebootErr }

@@ -1,0 +1,16 @@
+//go:build linux && (amd64 || arm64)
+
+package kexec
+
+import (
+	"os"
+
+	"github.com/u-root/u-root/pkg/boot/linux"
+)
+
+// segmentLoad uses u-root's kexec_load implementation, which parses the image
+// and builds the segments: on amd64 the boot_params and purgatory, on arm64
+// the trampoline and the device tree taken from the running system.
+func segmentLoad(kernel, initrd *os.File, cmdline string) error {
+	return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
+}
