@@ -131,7 +131,7 @@ func (f FS) Trusted(p string) error {
 		if err != nil {
 			return err
 		}
-		if err := f.trustedInfo(cur, st, cur == real); err != nil {
+		if err := f.trustedInfo(st); err != nil {
 			if cur == real {
 				return fmt.Errorf("%w: %s %v; fix with: chown root:root %s && chmod go-w %s", ErrUntrusted, p, err, real, real)
 			}
@@ -143,7 +143,7 @@ func (f FS) Trusted(p string) error {
 	}
 }
 
-func (f FS) trustedInfo(p string, st fs.FileInfo, leaf bool) error {
+func (f FS) trustedInfo(st fs.FileInfo) error {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("cannot be checked for its owner")
