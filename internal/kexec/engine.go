@@ -68,7 +68,8 @@ type Engine struct {
 // New returns the engine for the running machine.
 func New() *Engine { return &Engine{FS: rootfs.Host, Sys: Native{}} }
 
-func (e *Engine) arch() string {
+// MachineArch is the GOARCH of the machine the engine loads for.
+func (e *Engine) MachineArch() string {
 	if e.Arch != "" {
 		return e.Arch
 	}
@@ -145,8 +146,8 @@ func (e *Engine) openKernel(path string) (*os.File, kimage.Kind, error) {
 	if info.Kind == kimage.Gzip || info.Kind == kimage.EFIZboot {
 		arch = "arm64" // both are unpacked to an arm64 Image
 	}
-	if arch != e.arch() {
-		return nil, 0, fmt.Errorf("cannot load %s: it is an %s kernel (%s) and this machine is %s; name a kernel built for %s", path, arch, info.Kind, e.arch(), e.arch())
+	if arch != e.MachineArch() {
+		return nil, 0, fmt.Errorf("cannot load %s: it is an %s kernel (%s) and this machine is %s; name a kernel built for %s", path, arch, info.Kind, e.MachineArch(), e.MachineArch())
 	}
 	if info.Kind == kimage.BzImage || info.Kind == kimage.Arm64 {
 		f, err := os.Open(e.FS.Path(path))
@@ -219,12 +220,18 @@ func (e *Engine) openInitrds(paths []string) (*os.File, int64, error) {
 	return mem, size, nil
 }
 
-// concat writes the files one after the other, padding each to a 4-byte
-// boundary with zeros: the kernel's cpio reader expects each archive header
+// concat writes the files one after the other, starting each on a 4-byte
+// boundary (zero padding): the kernel's cpio reader expects each archive header
 // 4-byte aligned and skips zero bytes between archives.
 func concat(fsys rootfs.FS, paths []string, w io.Writer) (int64, error) {
 	var total int64
-	for _, p := range paths {
+	for i, p := range paths {
+		if pad := (4 - total%4) % 4; i > 0 && pad != 0 {
+			if _, err := w.Write(make([]byte, pad)); err != nil {
+				return 0, err
+			}
+			total += pad
+		}
 		f, err := os.Open(fsys.Path(p))
 		if err != nil {
 			return 0, fmt.Errorf("cannot load: initrd %s: %w", p, err)
@@ -235,12 +242,6 @@ func concat(fsys rootfs.FS, paths []string, w io.Writer) (int64, error) {
 			return 0, fmt.Errorf("cannot load: reading initrd %s: %w", p, err)
 		}
 		total += n
-		if pad := (4 - total%4) % 4; pad != 0 {
-			if _, err := w.Write(make([]byte, pad)); err != nil {
-				return 0, err
-			}
-			total += pad
-		}
 	}
 	return total, nil
 }
@@ -359,9 +360,9 @@ func (e *Engine) explain(err error, call string, r Request) error {
 	case unix.EKEYREJECTED, unix.ENOKEY, unix.EKEYREVOKED, unix.EKEYEXPIRED, unix.EBADMSG:
 		why = "the kernel rejected the image's signature: under lockdown or Secure Boot kexec_file_load boots only kernels signed by a trusted key; use your distribution's signed kernel package, or turn Secure Boot off in the firmware"
 	case unix.ENOEXEC:
-		why = fmt.Sprintf("the running kernel does not accept this image (ENOEXEC): it must be an uncompressed kernel for %s that this kernel's %s supports", e.arch(), call)
+		why = fmt.Sprintf("the running kernel does not accept this image (ENOEXEC): it must be an uncompressed kernel for %s that this kernel's %s supports", e.MachineArch(), call)
 	case unix.EINVAL:
-		why = fmt.Sprintf("the running kernel refused the image or its arguments (EINVAL; arm64 answers this to an image it does not recognise): check that the image is a kernel for %s and that the command line is under 2048 bytes", e.arch())
+		why = fmt.Sprintf("the running kernel refused the image or its arguments (EINVAL; arm64 answers this to an image it does not recognise): check that the image is a kernel for %s and that the command line is under 2048 bytes", e.MachineArch())
 	case unix.ENOSYS:
 		if call == "kexec_file_load" {
 			why = "this kernel has no kexec_file_load (CONFIG_KEXEC_FILE is off, as in Debian 12's arm64 kernels); use --syscall auto or load, which use kexec_load"

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// wantDeps pins every non-standard package linked into kxboot. kxboot runs as
+// PID 1 before /usr is mounted: a new import that drags in a large tree must
+// fail here, not grow the binary unnoticed. Change this list only with a
+// reason in the commit message. u-root's pkg/boot/linux (kexec_load) is the
+// only import of u-root, and only from internal/kexec; the rest below it is
+// what that package needs (bzimage decompressors on amd64).
+var wantDeps = map[string][]string{
+	"amd64": {
+		"github.com/dustin/go-humanize",
+		"github.com/klauspost/compress",
+		"github.com/pierrec/lz4/v4",
+		"github.com/therootcompany/xz",
+		"github.com/u-root/u-root",
+		"github.com/u-root/uio",
+		"github.com/ulikunitz/xz",
+		"golang.org/x/exp",
+		"golang.org/x/sys",
+	},
+	"arm64": {
+		"github.com/pierrec/lz4/v4",
+		"github.com/u-root/u-root",
+		"github.com/u-root/uio",
+		"golang.org/x/exp",
+		"golang.org/x/sys",
+	},
+}
+
+func TestDependencies(t *testing.T) {
+	for arch, want := range wantDeps {
+		cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", ".")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list (%s): %v", arch, err)
+		}
+		var got []string
+		for _, m := range strings.Fields(string(out)) {
+			if m != "github.com/kxboot/kxboot" && !slices.Contains(got, m) {
+				got = append(got, m)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: kxboot links the modules\n  %v\nwant\n  %v\nIf the change is meant, update wantDeps and say why in the commit message.", arch, got, want)
+		}
+	}
+}
+
+func TestUrootOnlyInEngine(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}: {{join .Imports " "}}`, "github.com/kxboot/kxboot/...")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		pkg, imports, _ := strings.Cut(line, ": ")
+		if !strings.HasPrefix(pkg, "github.com/kxboot/") || pkg == "github.com/kxboot/kxboot/internal/kexec" {
+			continue
+		}
+		if strings.Contains(imports, "github.com/u-root/") {
+			t.Errorf("%s imports u-root; only internal/kexec may", pkg)
+		}
+	}
+}
+
+// TestStatic builds kxboot as the README says and checks that it needs no
+// dynamic loader, for both architectures.
+func TestStatic(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		bin := filepath.Join(t.TempDir(), "kxboot")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", arch, err, out)
+		}
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+				t.Errorf("%s: the binary has a %v segment: it is not static", arch, p.Type)
+			}
+		}
+		f.Close()
+		st, _ := os.Stat(bin)
+		t.Logf("%s: static, stripped size %.1f MiB", arch, float64(st.Size())/(1<<20))
+	}
+}

@@ -1,0 +1,205 @@
+// Package cli is kxboot's command line: each command parses its flags and
+// calls the packages below it. Run takes its I/O and machine from an Env so
+// that tests drive every command against a temp root and a fake loader.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Version is set at build time with -ldflags "-X github.com/kxboot/kxboot/internal/cli.Version=v1.2.3".
+var Version = ""
+
+// Env is the machine and the terminal a command runs against.
+type Env struct {
+	FS     rootfs.FS
+	Engine *kexec.Engine
+	Stdout io.Writer
+	Stderr io.Writer
+	Euid   func() int
+}
+
+// Main runs kxboot on the real machine.
+func Main(args []string) int {
+	e := kexec.New()
+	return Run(args, &Env{FS: e.FS, Engine: e, Stdout: os.Stdout, Stderr: os.Stderr, Euid: os.Geteuid})
+}
+
+type command struct {
+	summary string
+	run     func(env *Env, args []string) error
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"load":    {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
+		"unload":  {"drop the loaded kernel", runUnload},
+		"exec":    {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
+		"status":  {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
+		"doctor":  {"check whether kexec will work here, and say why not (read-only)", runDoctor},
+		"version": {"print the version", runVersion},
+		"help":    {"list the commands", runHelp},
+	}
+}
+
+// errUsage marks a mistake in the command line itself (exit status 2).
+var errUsage = errors.New("usage")
+
+// exitError carries an exit status with no further message.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// Run runs one command and returns the exit status.
+func Run(args []string, env *Env) int {
+	if len(args) == 0 {
+		runHelp(env, nil)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help", "-help":
+		name = "help"
+	case "-v", "--version", "-version":
+		name = "version"
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "kxboot: unknown command %q; run kxboot help for the list\n", name)
+		return 2
+	}
+	err := cmd.run(env, args[1:])
+	var code exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &code):
+		return int(code)
+	}
+	fmt.Fprintf(env.Stderr, "kxboot: %v\n", err)
+	return 1
+}
+
+func runHelp(env *Env, _ []string) error {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(env.Stdout, "kxboot boots the kernel you choose through kexec.\n\nUsage: kxboot <command> [flags]\n\nCommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(env.Stdout, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\nConfiguration: /etc/default/kxboot (KERNEL, INITRD, APPEND, CMDLINE); flags override it.\n")
+	return nil
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func runVersion(env *Env, args []string) error {
+	fs := newFlags(env, "version", "", "Print kxboot's version.")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "kxboot %s\n", version())
+	return nil
+}
+
+// flagSet is a command's flags, with the terminal its --help goes to.
+type flagSet struct {
+	*flag.FlagSet
+	env *Env
+}
+
+// newFlags makes a flag set whose --help prints the command's usage.
+func newFlags(env *Env, name, synopsis, about string) flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: kxboot %s %s\n\n%s\n", name, synopsis, about)
+		var has bool
+		fs.VisitAll(func(*flag.Flag) { has = true })
+		if has {
+			fmt.Fprintf(out, "\nFlags:\n")
+			fs.VisitAll(func(f *flag.Flag) {
+				fmt.Fprintf(out, "  --%-10s %s\n", f.Name, f.Usage)
+			})
+		}
+	}
+	return flagSet{fs, env}
+}
+
+// parse parses flags; --help goes to stdout and ends the command with
+// status 0; stray arguments are a usage error.
+func (fs flagSet) parse(args []string) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs.SetOutput(fs.env.Stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "kxboot %s: unexpected argument %q; flags look like --kernel /boot/vmlinuz\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+// listFlag collects a repeated flag in order; "a b" in one flag is two items.
+type listFlag struct{ items *[]string }
+
+func (l listFlag) String() string {
+	if l.items == nil {
+		return ""
+	}
+	return strings.Join(*l.items, " ")
+}
+
+func (l listFlag) Set(s string) error {
+	if *l.items == nil {
+		*l.items = []string{}
+	}
+	*l.items = append(*l.items, strings.Fields(s)...)
+	return nil
+}
+
+// optString records whether a string flag was given at all.
+type optString struct{ p **string }
+
+func (o optString) String() string {
+	if o.p == nil || *o.p == nil {
+		return ""
+	}
+	return **o.p
+}
+
+func (o optString) Set(s string) error { *o.p = &s; return nil }

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/testimg"
+)
+
+const (
+	running = "6.1.0-47-cloud-amd64"
+	newest  = "6.1.0-54-cloud-amd64"
+	// What GRUB gives a Debian 12 cloud machine, with a quoted argument.
+	procCmdline = `BOOT_IMAGE=/boot/vmlinuz-6.1.0-47-cloud-amd64 root=UUID=6d9a1c3e-7f2b-4b7a-9c1e-2f3a4b5c6d7e ro console=tty0 console=ttyS0,115200 app.motd="hello  world" quiet`
+	rootUUID    = "6d9a1c3e-7f2b-4b7a-9c1e-2f3a4b5c6d7e"
+)
+
+// machine is a Debian 12 cloud machine in a temp dir: two kernels installed,
+// the older one running.
+type machine struct {
+	t   *testing.T
+	fs  rootfs.FS
+	sys *kexec.Fake
+	env *Env
+	out *bytes.Buffer
+	err *bytes.Buffer
+	uid int
+}
+
+func newMachine(t *testing.T) *machine {
+	t.Helper()
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	m := &machine{t: t, fs: rootfs.New(dir), out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+	m.sys = &kexec.Fake{FS: &m.fs}
+	eng := &kexec.Engine{FS: m.fs, Sys: m.sys, Arch: "amd64", Euid: func() int { return m.uid }}
+	m.env = &Env{FS: m.fs, Engine: eng, Stdout: m.out, Stderr: m.err, Euid: func() int { return m.uid }}
+	for _, v := range []string{running, newest} {
+		m.write("/boot/vmlinuz-"+v, testimg.BzImage(32768, v))
+		m.write("/boot/initrd.img-"+v, []byte("initrd of "+v))
+		m.write("/boot/config-"+v, []byte("CONFIG_KEXEC=y\nCONFIG_KEXEC_FILE=y\n# CONFIG_FOO is not set\n"))
+	}
+	os.Symlink("boot/vmlinuz-"+newest, m.fs.Path("/vmlinuz"))
+	os.Symlink("boot/initrd.img-"+newest, m.fs.Path("/initrd.img"))
+	m.write("/proc/cmdline", []byte(procCmdline+"\n"))
+	m.write("/proc/sys/kernel/osrelease", []byte(running+"\n"))
+	m.write("/proc/sys/kernel/kexec_load_disabled", []byte("0\n"))
+	m.write("/proc/meminfo", []byte("MemTotal:        2000000 kB\nMemFree:         1500000 kB\nMemAvailable:    1800000 kB\n"))
+	m.write("/sys/kernel/kexec_loaded", []byte("0\n"))
+	m.write("/dev/vda1", []byte{})
+	os.MkdirAll(m.fs.Path("/dev/disk/by-uuid"), 0o755)
+	os.Symlink("../../vda1", m.fs.Path("/dev/disk/by-uuid/"+rootUUID))
+	return m
+}
+
+func (m *machine) write(p string, b []byte) {
+	m.t.Helper()
+	hp := m.fs.Path(p)
+	if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.WriteFile(hp, b, 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// run runs kxboot with args and returns the exit status; output is in m.out and m.err.
+func (m *machine) run(args ...string) int {
+	m.out.Reset()
+	m.err.Reset()
+	return Run(args, m.env)
+}
+
+func (m *machine) mustRun(args ...string) string {
+	m.t.Helper()
+	if code := m.run(args...); code != 0 {
+		m.t.Fatalf("kxboot %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, m.out, m.err)
+	}
+	return m.out.String()
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	m := newMachine(t)
+	out := m.mustRun("help")
+	for name := range commands {
+		if !strings.Contains(out, "  "+name+" ") {
+			t.Errorf("help does not list %s:\n%s", name, out)
+		}
+		if code := m.run(name, "--help"); code != 0 || !strings.Contains(m.out.String(), "Usage: kxboot ") {
+			t.Errorf("kxboot %s --help: exit %d, stdout %q", name, code, m.out)
+		}
+	}
+	if code := m.run("frobnicate"); code != 2 || !strings.Contains(m.err.String(), `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, m.err)
+	}
+	if code := m.run("load", "stray"); code != 2 || !strings.Contains(m.err.String(), `unexpected argument "stray"`) {
+		t.Errorf("stray argument: exit %d, %q", code, m.err)
+	}
+}
+
+func TestLoadDryRunTouchesNothing(t *testing.T) {
+	m := newMachine(t)
+	out := m.mustRun("load", "--dry-run")
+	for _, want := range []string{
+		"kernel:  /boot/vmlinuz-" + newest + " (" + newest + ")",
+		"newest installed kernel",
+		"initrd:  /boot/initrd.img-" + newest,
+		`cmdline: root=UUID=` + rootUUID + ` ro console=tty0 console=ttyS0,115200 app.motd="hello  world" quiet kxboot.chained=1`,
+		"from the running command line",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if len(m.sys.Calls) != 0 {
+		t.Errorf("a dry run made the calls %v", m.sys.Calls)
+	}
+}
+
+func TestLoadPassesArgumentsByteForByte(t *testing.T) {
+	m := newMachine(t)
+	m.mustRun("load", "--append", `kxtest.words="a b  c" token=42`)
+	want := `root=UUID=` + rootUUID + ` ro console=tty0 console=ttyS0,115200 app.motd="hello  world" quiet kxtest.words="a b  c" token=42 kxboot.chained=1`
+	if m.sys.Cmdline != want {
+		t.Errorf("cmdline given to the kernel:\n %q\nwant\n %q", m.sys.Cmdline, want)
+	}
+	if string(m.sys.Initrd) != "initrd of "+newest {
+		t.Errorf("initrd = %q", m.sys.Initrd)
+	}
+	if !strings.Contains(m.out.String(), "Loaded with kexec_file_load") {
+		t.Errorf("stdout: %s", m.out)
+	}
+}
+
+func TestConfigAndFlags(t *testing.T) {
+	m := newMachine(t)
+	m.write("/boot/intel-ucode.img", []byte("ucod"))
+	m.write("/etc/default/kxboot", []byte(`# my kernel
+KERNEL="/boot/vmlinuz-`+running+`"
+INITRD="/boot/intel-ucode.img /boot/initrd.img-`+running+`"
+APPEND="nomodeset"
+`))
+	out := m.mustRun("load", "--dry-run")
+	for _, want := range []string{"KERNEL= in /etc/default/kxboot:2", "INITRD= in /etc/default/kxboot:3", "APPEND= in /etc/default/kxboot:4", "quiet nomodeset kxboot.chained=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	m.mustRun("load")
+	if string(m.sys.Initrd) != "ucodinitrd of "+running {
+		t.Errorf("initrds joined as %q", m.sys.Initrd)
+	}
+	// Flags override the file.
+	if code := m.run("load", "--kernel", "/vmlinuz", "--cmdline", "x", "--append", "y"); code != 1 || !strings.Contains(m.err.String(), "--append and --cmdline do not go together") {
+		t.Errorf("append+cmdline: exit %d %q", code, m.err)
+	}
+	m.mustRun("load", "--kernel", "/vmlinuz", "--no-initrd", "--cmdline", "root=/dev/vda1 kexeced")
+	if m.sys.Cmdline != "root=/dev/vda1 kxboot.chained=1" || m.sys.Initrd != nil {
+		t.Errorf("cmdline %q (old markers must go), initrd %q", m.sys.Cmdline, m.sys.Initrd)
+	}
+}
+
+func TestLoadErrorsAreOneSentence(t *testing.T) {
+	m := newMachine(t)
+	m.write("/root/notes.txt", []byte("just text\n"))
+	m.write("/boot/vmlinuz-cut", testimg.BzImage(32768, "x")[:10000])
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"load", "--kernel", "/boot/vmlinuz-gone"}, "kernel /boot/vmlinuz-gone does not exist"},
+		{[]string{"load", "--kernel", "/root/notes.txt"}, "/root/notes.txt is not a bootable kernel image"},
+		{[]string{"load", "--kernel", "/boot/vmlinuz-cut"}, "kernel /boot/vmlinuz-cut is a truncated kernel image"},
+		{[]string{"load", "--syscall", "magic"}, `unknown syscall "magic"`},
+	}
+	for _, tt := range tests {
+		code := m.run(tt.args...)
+		msg := m.err.String()
+		if code != 1 || !strings.HasPrefix(msg, "kxboot: ") || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
+			t.Errorf("kxboot %v: exit %d, stderr %q; want one line with %q", tt.args, code, msg, tt.want)
+		}
+	}
+	if len(m.sys.Calls) != 0 {
+		t.Errorf("bad input reached the kernel: %v", m.sys.Calls)
+	}
+	m.write("/etc/default/kxboot", []byte("KERNAL=/boot/x\n"))
+	if code := m.run("load"); code != 1 || !strings.Contains(m.err.String(), "/etc/default/kxboot:1") || !strings.Contains(m.err.String(), "KERNEL") {
+		t.Errorf("typo in config: exit %d, %q", code, m.err)
+	}
+}
+
+func TestExecNeedsForceAndALoadedKernel(t *testing.T) {
+	m := newMachine(t)
+	if code := m.run("exec"); code != 2 || !strings.Contains(m.err.String(), "skips a clean shutdown") {
+		t.Errorf("exec without --force: exit %d, %q", code, m.err)
+	}
+	if code := m.run("exec", "--force"); code != 1 || !strings.Contains(m.err.String(), "no kernel is loaded") {
+		t.Errorf("exec with nothing loaded: exit %d, %q", code, m.err)
+	}
+	m.mustRun("load")
+	m.mustRun("exec", "--force")
+	m.mustRun("unload")
+	if want := []string{"file_load", "reboot_kexec", "unload"}; !slices.Equal(m.sys.Calls, want) {
+		t.Errorf("calls = %v; want %v", m.sys.Calls, want)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	m := newMachine(t)
+	out := m.mustRun("status")
+	for _, want := range []string{"kernel:     " + running, "via kxboot: no", "loaded:     no", "config:     none", "next load:  kernel:  /boot/vmlinuz-" + newest} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// After a hop: the new kernel runs with the marker on its command line.
+	m.write("/proc/cmdline", []byte("root=/dev/vda1 ro quiet kxboot.chained=1\n"))
+	m.write("/proc/sys/kernel/osrelease", []byte(newest+"\n"))
+	out = m.mustRun("status")
+	if !strings.Contains(out, "via kxboot: yes (kxboot.chained=1 is on the command line)") || !strings.Contains(out, "kernel:     "+newest) {
+		t.Errorf("status after a hop:\n%s", out)
+	}
+	m.mustRun("load")
+	var r struct {
+		Release   string `json:"release"`
+		ViaKxboot bool   `json:"via_kxboot"`
+		Loaded    bool   `json:"loaded"`
+		Next      struct {
+			Kernel string `json:"kernel"`
+		} `json:"next"`
+	}
+	if err := json.Unmarshal([]byte(m.mustRun("status", "--json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Release != newest || !r.ViaKxboot || !r.Loaded || r.Next.Kernel != "/boot/vmlinuz-"+newest {
+		t.Errorf("status --json = %+v", r)
+	}
+	// A legacy marker counts too.
+	m.write("/proc/cmdline", []byte("root=/dev/vda1 kexeced ro\n"))
+	if out := m.mustRun("status"); !strings.Contains(out, "via kxboot: yes (kexeced") {
+		t.Errorf("legacy marker:\n%s", out)
+	}
+	m.write("/etc/default/kxboot", []byte("KERNEL=\"/boot/x\n"))
+	if out := m.mustRun("status"); !strings.Contains(out, "config:     broken: /etc/default/kxboot:1") {
+		t.Errorf("broken config:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	m := newMachine(t)
+	if out := m.mustRun("version"); !strings.HasPrefix(out, "kxboot ") {
+		t.Errorf("version: %q", out)
+	}
+}

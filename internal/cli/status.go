@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/kxboot/kxboot/internal/cmdline"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/plan"
+)
+
+type statusReport struct {
+	Release   string            `json:"release"`
+	Cmdline   string            `json:"cmdline"`
+	ViaKxboot bool              `json:"via_kxboot"`
+	Marker    string            `json:"marker,omitempty"` // the marker found on the running command line
+	Loaded    bool              `json:"loaded"`
+	LoadedErr string            `json:"loaded_error,omitempty"`
+	Config    string            `json:"config"` // path, or "" when none
+	Format    string            `json:"config_format,omitempty"`
+	Values    map[string]string `json:"config_values,omitempty"`
+	ConfigErr string            `json:"config_error,omitempty"`
+	Next      *plan.Plan        `json:"next,omitempty"`
+	NextErr   string            `json:"next_error,omitempty"`
+}
+
+func runStatus(env *Env, args []string) error {
+	fs := newFlags(env, "status", "[--json]", "Show the running kernel, whether this boot came through kxboot, whether a kernel is loaded, and the configuration in force.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	var r statusReport
+	r.Release, _ = env.FS.ReadString("/proc/sys/kernel/osrelease")
+	r.Cmdline, _ = env.FS.ReadString("/proc/cmdline")
+	cfg, err := config.Load(env.FS)
+	if err != nil {
+		r.ConfigErr = err.Error()
+		cfg = &config.Config{}
+	}
+	r.Config, r.Format, r.Values = cfg.Path, cfg.Format, cfg.Values
+	r.Marker, r.ViaKxboot = cmdline.Parse(r.Cmdline).HasMarker(cmdline.Markers(cfg.Marker))
+	r.Loaded, err = env.Engine.Loaded()
+	if err != nil {
+		r.LoadedErr = err.Error()
+	}
+	if r.ConfigErr == "" {
+		p, err := plan.Make(env.FS, cfg, plan.Flags{})
+		if err != nil {
+			r.NextErr = err.Error()
+		} else {
+			r.Next = &p
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "kernel:     %s\n", r.Release)
+	fmt.Fprintf(w, "cmdline:    %s\n", r.Cmdline)
+	if r.ViaKxboot {
+		fmt.Fprintf(w, "via kxboot: yes (%s is on the command line)\n", r.Marker)
+	} else {
+		fmt.Fprintf(w, "via kxboot: no\n")
+	}
+	switch {
+	case r.LoadedErr != "":
+		fmt.Fprintf(w, "loaded:     unknown (%s)\n", r.LoadedErr)
+	case r.Loaded:
+		fmt.Fprintf(w, "loaded:     yes (kxboot exec --force or a kexec reboot starts it)\n")
+	default:
+		fmt.Fprintf(w, "loaded:     no\n")
+	}
+	switch {
+	case r.ConfigErr != "":
+		fmt.Fprintf(w, "config:     broken: %s\n", r.ConfigErr)
+	case r.Config == "":
+		fmt.Fprintf(w, "config:     none (%s is absent: defaults apply)\n", config.Path)
+	default:
+		fmt.Fprintf(w, "config:     %s (%s format)\n", r.Config, r.Format)
+	}
+	switch {
+	case r.Next != nil:
+		fmt.Fprintf(w, "next load:  %s", indent(r.Next.Describe(), "            "))
+	case r.NextErr != "":
+		fmt.Fprintf(w, "next load:  impossible: %s\n", r.NextErr)
+	}
+	return nil
+}
+
+// indent indents every line but the first.
+func indent(s, pad string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+pad) + "\n"
+}

@@ -1,0 +1,301 @@
+// Package doctor answers "will kexec work here, and if not, why" with one
+// line per check, each ok, warn or fail, and a remedy. It only reads.
+package doctor
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kxboot/kxboot/internal/blockdev"
+	"github.com/kxboot/kxboot/internal/cmdline"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/kimage"
+	"github.com/kxboot/kxboot/internal/plan"
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Check is one line of the report.
+type Check struct {
+	Name    string `json:"name"`
+	Status  Status `json:"status"`
+	Message string `json:"message"`
+	Remedy  string `json:"remedy,omitempty"`
+}
+
+// Input is what the checks look at.
+type Input struct {
+	FS   rootfs.FS
+	Euid int
+	Arch string // GOARCH
+}
+
+// Run runs every check in order.
+func Run(in Input) []Check {
+	var out []Check
+	add := func(c Check) { out = append(out, c) }
+	add(checkRoot(in))
+	release, _ := in.FS.ReadString("/proc/sys/kernel/osrelease")
+	lock := kexec.Lockdown(in.FS)
+	add(checkKernelConfig(in, release, lock))
+	add(checkLoadDisabled(in))
+	add(checkLockdown(lock))
+	add(checkSecureBoot(in))
+
+	cfg, err := config.Load(in.FS)
+	if err != nil {
+		add(Check{"config", Fail, err.Error(), "fix the file as the message says; kxboot will not load anything until then"})
+		return out
+	}
+	if cfg.Path == "" {
+		add(Check{"config", OK, fmt.Sprintf("no %s: the newest installed kernel and the running command line apply", config.Path), ""})
+	} else {
+		msg := fmt.Sprintf("%s is read (%s format)", cfg.Path, cfg.Format)
+		if len(cfg.Warnings) > 0 {
+			add(Check{"config", Warn, msg + "; " + strings.Join(cfg.Warnings, "; "), "run kxboot install to move to /etc/default/kxboot"})
+		} else {
+			add(Check{"config", OK, msg, ""})
+		}
+	}
+	p, err := plan.Make(in.FS, cfg, plan.Flags{})
+	if err != nil {
+		add(Check{"plan", Fail, err.Error(), ""})
+		return out
+	}
+	size, c := checkKernel(in, p)
+	add(c)
+	isize, c := checkInitrds(in, p)
+	add(c)
+	add(checkRootDevice(in, p))
+	add(checkMemory(in, size+isize))
+	return out
+}
+
+func checkRoot(in Input) Check {
+	if in.Euid == 0 {
+		return Check{"root", OK, "running as root", ""}
+	}
+	return Check{"root", Fail, fmt.Sprintf("running as uid %d: loading a kernel needs root", in.Euid), "run kxboot as root (sudo kxboot doctor)"}
+}
+
+// kernelConfig returns the running kernel's build options and where they
+// were read from.
+func kernelConfig(fsys rootfs.FS, release string) (map[string]string, string) {
+	var data []byte
+	src := "/boot/config-" + release
+	b, err := fsys.ReadFile(src)
+	if err == nil && release != "" {
+		data = b
+	} else if gz, err := fsys.ReadFile("/proc/config.gz"); err == nil {
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return nil, ""
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return nil, ""
+		}
+		src = "/proc/config.gz"
+	} else {
+		return nil, ""
+	}
+	opts := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && strings.HasPrefix(k, "CONFIG_") {
+			opts[k] = v
+		}
+	}
+	return opts, src
+}
+
+func checkKernelConfig(in Input, release, lock string) Check {
+	const name = "kexec support"
+	opts, src := kernelConfig(in.FS, release)
+	if opts == nil {
+		if in.FS.Exists("/sys/kernel/kexec_loaded") {
+			return Check{name, Warn, fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz); /sys/kernel/kexec_loaded exists, so kexec is built in", release, release), ""}
+		}
+		return Check{name, Warn, fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz) and /sys/kernel/kexec_loaded is missing", release, release), "mount sysfs, or check with your provider that the kernel has CONFIG_KEXEC"}
+	}
+	hasLoad, hasFile := opts["CONFIG_KEXEC"] == "y", opts["CONFIG_KEXEC_FILE"] == "y"
+	switch {
+	case hasLoad && hasFile:
+		return Check{name, OK, fmt.Sprintf("kexec_load and kexec_file_load are built in (%s)", src), ""}
+	case hasFile:
+		return Check{name, OK, fmt.Sprintf("kexec_file_load is built in, kexec_load is not (%s)", src), ""}
+	case hasLoad && lock != "":
+		return Check{name, Fail, fmt.Sprintf("this kernel has only kexec_load (no CONFIG_KEXEC_FILE, %s), and its lockdown (%s) forbids kexec_load", src, lock), "boot without lockdown, or a kernel with CONFIG_KEXEC_FILE"}
+	case hasLoad:
+		return Check{name, OK, fmt.Sprintf("kexec_load is built in; kexec_file_load is not (CONFIG_KEXEC_FILE off, %s), so kxboot uses kexec_load", src), ""}
+	}
+	return Check{name, Fail, fmt.Sprintf("this kernel was built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE in %s), so nothing can be loaded from it", src), "boot a kernel built with CONFIG_KEXEC or CONFIG_KEXEC_FILE (most distribution kernels are)"}
+}
+
+func checkLoadDisabled(in Input) Check {
+	const name = "kexec_load_disabled"
+	s, err := in.FS.ReadString("/proc/sys/kernel/kexec_load_disabled")
+	if err != nil {
+		return Check{name, Warn, "kernel.kexec_load_disabled is not readable (is /proc mounted?)", ""}
+	}
+	if n, _ := strconv.Atoi(s); n != 0 {
+		return Check{name, Fail, "kernel.kexec_load_disabled is 1: this kernel refuses every kexec load until the next firmware boot (it cannot be set back to 0)",
+			"remove what sets it (a file in /etc/sysctl.d, or sysctl.kernel.kexec_load_disabled=1 on the command line) and reboot through the firmware"}
+	}
+	return Check{name, OK, "kernel.kexec_load_disabled is 0", ""}
+}
+
+func checkLockdown(lock string) Check {
+	if lock == "" {
+		return Check{"lockdown", OK, "the kernel is not in lockdown", ""}
+	}
+	return Check{"lockdown", Warn, fmt.Sprintf("the kernel is in lockdown (%s): kexec_load is refused and kexec_file_load accepts only signed kernels", lock),
+		"use a kernel signed by a key this kernel trusts (the distribution's packages are), or boot without lockdown"}
+}
+
+// secureBootVar is the EFI global variable whose fifth byte (after four
+// bytes of attributes) is 1 when Secure Boot is on.
+const secureBootVar = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e0a9ce0d0b8c"
+
+func checkSecureBoot(in Input) Check {
+	if !in.FS.Exists("/sys/firmware/efi") {
+		return Check{"secure boot", OK, "booted without EFI: no Secure Boot", ""}
+	}
+	b, err := in.FS.ReadFile(secureBootVar)
+	if err != nil || len(b) < 5 {
+		return Check{"secure boot", OK, "EFI boot; Secure Boot state not readable (efivarfs not mounted or variable absent): assumed off", ""}
+	}
+	if b[4] == 1 {
+		return Check{"secure boot", Warn, "Secure Boot is on: the kernel to load must be signed by a trusted key",
+			"use the distribution's signed kernel package, or turn Secure Boot off in the firmware"}
+	}
+	return Check{"secure boot", OK, "Secure Boot is off", ""}
+}
+
+func checkKernel(in Input, p plan.Plan) (int64, Check) {
+	const name = "kernel"
+	info, err := kimage.Identify(in.FS.Path(p.Kernel), p.Kernel)
+	if err != nil {
+		return 0, Check{name, Fail, err.Error(), ""}
+	}
+	if err := in.FS.Trusted(p.Kernel); err != nil {
+		return 0, Check{name, Fail, err.Error(), ""}
+	}
+	arch := info.Kind.Arch()
+	if arch == "" {
+		arch = "arm64"
+	}
+	if arch != in.Arch {
+		return 0, Check{name, Fail, fmt.Sprintf("%s is an %s kernel (%s) and this machine is %s", p.Kernel, arch, info.Kind, in.Arch), "name a kernel built for " + in.Arch}
+	}
+	st, _ := os.Stat(in.FS.Path(p.Kernel))
+	size := st.Size()
+	if info.Kind == kimage.Gzip || info.Kind == kimage.EFIZboot {
+		size *= 4 // unpacked in memory first; a rough guess
+	}
+	rel := ""
+	if p.Release != "" {
+		rel = " " + p.Release
+	}
+	return size, Check{name, OK, fmt.Sprintf("%s is an %s%s (from %s)", p.Kernel, info.Kind, rel, p.KernelFrom), ""}
+}
+
+func checkInitrds(in Input, p plan.Plan) (int64, Check) {
+	const name = "initrd"
+	if len(p.Initrds) == 0 {
+		return 0, Check{name, Warn, "no initrd will be loaded (" + p.InitrdsFrom + "): the new kernel must mount its root by itself",
+			"name the initrd with --initrd or INITRD= if the kernel needs one (most distribution kernels do)"}
+	}
+	var total int64
+	for _, ir := range p.Initrds {
+		st, err := os.Stat(in.FS.Path(ir))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return 0, Check{name, Fail, fmt.Sprintf("initrd %s does not exist (%s)", ir, p.InitrdsFrom), "fix INITRD= or --initrd"}
+			}
+			return 0, Check{name, Fail, fmt.Sprintf("initrd %s: %v", ir, err), ""}
+		}
+		if err := in.FS.Trusted(ir); err != nil {
+			return 0, Check{name, Fail, err.Error(), ""}
+		}
+		total += st.Size()
+	}
+	return total, Check{name, OK, fmt.Sprintf("%s (%d MiB, from %s)", strings.Join(p.Initrds, " + "), total>>20, p.InitrdsFrom), ""}
+}
+
+func checkRootDevice(in Input, p plan.Plan) Check {
+	const name = "root="
+	root, ok := cmdline.Parse(p.Cmdline).Get("root")
+	if !ok {
+		return Check{name, Warn, "the new command line has no root=: the new kernel's initrd must find the root file system by itself", "add root=UUID=... with --append or APPEND= if it does not"}
+	}
+	dev, err := blockdev.Resolve(in.FS, root)
+	switch {
+	case errors.Is(err, blockdev.ErrUnchecked):
+		return Check{name, Warn, err.Error(), ""}
+	case err != nil:
+		return Check{name, Fail, err.Error(), "fix root= with --append root=... or APPEND= (ls -l /dev/disk/by-uuid shows the names)"}
+	}
+	return Check{name, OK, fmt.Sprintf("root=%s is %s", root, dev), ""}
+}
+
+func checkMemory(in Input, need int64) Check {
+	const name = "memory"
+	b, err := in.FS.ReadFile("/proc/meminfo")
+	if err != nil {
+		return Check{name, Warn, "/proc/meminfo is not readable", ""}
+	}
+	var availKB int64 = -1
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			availKB, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	if availKB < 0 {
+		return Check{name, Warn, "MemAvailable is missing from /proc/meminfo", ""}
+	}
+	avail := availKB << 10
+	msg := fmt.Sprintf("%d MiB available for %d MiB of kernel and initrds", avail>>20, need>>20)
+	switch {
+	case avail < need:
+		return Check{name, Fail, msg, "free memory, or load earlier in the boot"}
+	case avail < 2*need+64<<20:
+		return Check{name, Warn, msg + ": little room, and kexec needs it contiguous", "free memory, or load earlier in the boot"}
+	}
+	return Check{name, OK, msg, ""}
+}
+
+// Failed says whether any check failed.
+func Failed(cs []Check) bool {
+	for _, c := range cs {
+		if c.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// Write prints the report, one line a check and its remedy under it.
+func Write(w io.Writer, cs []Check) {
+	for _, c := range cs {
+		fmt.Fprintf(w, "%-4s  %-19s %s\n", c.Status, c.Name, c.Message)
+		if c.Remedy != "" && c.Status != OK {
+			fmt.Fprintf(w, "      %-19s fix: %s\n", "", c.Remedy)
+		}
+	}
+}
