@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kxboot/kxboot/e2e/internal/harness"
+)
+
+// hopAppend is what the tests add to the reused command line: a plain
+// token and a quoted value whose two spaces must survive byte for byte.
+const hopAppend = `kxtest.token=42 kxtest.words="a b  c"`
+
+// hopRoot is the stage 1 initramfs of a hop: kxboot loads kernel B with
+// two initrds and jumps into it. stage2.cpio carries the next /init,
+// extra.cpio only /extra/marker, so both being unpacked shows that kxboot
+// passed both.
+func hopRoot(t *testing.T, syscall string) *harness.Initramfs {
+	t.Helper()
+	_, b := kernels(t)
+	kx, bb := kxboot(t), busybox(t)
+
+	stage2 := harness.NewInitramfs().Busybox(bb).HostFile("/bin/kxboot", 0o755, kx)
+	stage2.File("/stage2/marker", 0o644, []byte("from stage2.cpio\n"))
+	stage2.File("/init", 0o755, harness.Script("2", `
+say stage2file "$(cat /stage2/marker)"
+say extrafile "$(cat /extra/marker)"
+step status kxboot status
+step json kxboot status --json
+`))
+	s2, err := stage2.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := harness.NewInitramfs().File("/extra/marker", 0o644, []byte("from extra.cpio\n")).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	root := harness.NewInitramfs().Busybox(bb).HostFile("/bin/kxboot", 0o755, kx)
+	root.HostFile("/boot/vmlinuz-"+b.Release, 0o644, b.Image)
+	root.File("/stage2.cpio", 0o644, s2)
+	root.File("/extra.cpio", 0o644, extra)
+	root.File("/init", 0o755, harness.Script("1", `
+step load kxboot load --kernel /boot/vmlinuz-`+b.Release+` --initrd /stage2.cpio --initrd /extra.cpio --append '`+hopAppend+`' --syscall `+syscall+`
+step status kxboot status
+say exec "kxboot exec --force"
+step exec kxboot exec --force
+finish "kxboot exec returned"
+`))
+	return root
+}
+
+// hop boots kernel A, lets kxboot hop into B with the given syscall and
+// checks that B came up: the stage 2 /init ran on B.
+func hop(t *testing.T, syscall string) *guest {
+	a, b := kernels(t)
+	gu := boot(t, hopRoot(t, syscall))
+	if got := gu.value("1", "release"); got != a.Release {
+		gu.errorf("stage 1 ran on %q; want kernel A %q", got, a.Release)
+	}
+	gu.ok("1", "load")
+	gu.field("kxboot status after load", gu.step("1", "status").Out, "loaded", "yes")
+	if _, ok := gu.r.Stage("2").Get("stage"); !ok {
+		ex := gu.r.Stage("1").Step("exec")
+		gu.fatalf("kernel B's /init never ran; kxboot exec --force: exit status %d, stderr %q", ex.RC, ex.Stderr())
+	}
+	if got := gu.value("2", "release"); got != b.Release {
+		gu.errorf("after the hop uname -r is %q; want kernel B %q", got, b.Release)
+	}
+	// Which loader wrote B's boot_params tells which syscall kxboot used:
+	// kexec_file_load's bzImage loader writes 0xd0; the kexec_load path
+	// builds them in user space from A's (0xb0, QEMU's).
+	gu.value("1", "loader")
+	loader := gu.value("2", "loader")
+	if want := syscall == "file"; (loader == "d0") != want {
+		gu.errorf("--syscall %s: kernel B's boot_params type_of_loader is %q; the kernel's kexec_file_load loader writes d0, so kxboot did not use the path it was told to",
+			syscall, loader)
+	}
+	return gu
+}
+
+func TestHopFileLoad(t *testing.T) {
+	t.Parallel()
+	a, b := kernels(t)
+	gu := hop(t, "file")
+
+	cmd := gu.value("2", "cmdline")
+	for _, want := range []string{
+		"console=ttyS0", "panic=-1", "kxtest.provider=1", // reused from A
+		"kxtest.token=42", `kxtest.words="a b  c"`, // appended
+		"kxboot.chained=1", // the marker
+	} {
+		if !strings.Contains(cmd, want) {
+			gu.errorf("kernel B's /proc/cmdline lacks %q: %q", want, cmd)
+		}
+	}
+	for _, f := range cmdlineFields(cmd) {
+		if strings.HasPrefix(f, "BOOT_IMAGE=") || strings.HasPrefix(f, "initrd=") {
+			gu.errorf("kernel B's /proc/cmdline kept the boot loader's %q: %q", f, cmd)
+		}
+	}
+	if n := strings.Count(cmd, "kxboot.chained=1"); n != 1 {
+		gu.errorf("the marker appears %d times in %q; want once", n, cmd)
+	}
+	if n := strings.Count(cmd, "kxtest.provider=1"); n != 1 {
+		gu.errorf("kxtest.provider=1 appears %d times in %q; want once", n, cmd)
+	}
+
+	if got := gu.value("2", "stage2file"); got != "from stage2.cpio" {
+		gu.errorf("/stage2/marker (first initrd): got %q; want %q", got, "from stage2.cpio")
+	}
+	if got := gu.value("2", "extrafile"); got != "from extra.cpio" {
+		gu.errorf("/extra/marker (second initrd): got %q; want %q", got, "from extra.cpio")
+	}
+
+	st := gu.ok("2", "status")
+	gu.field("kxboot status on B", st.Out, "via kxboot", "yes")
+	gu.field("kxboot status on B", st.Out, "kernel", b.Release)
+	js := gu.ok("2", "json").Stdout()
+	var status struct {
+		Release   string `json:"release"`
+		ViaKxboot *bool  `json:"via_kxboot"`
+		Loaded    *bool  `json:"loaded"`
+	}
+	if err := json.Unmarshal([]byte(js), &status); err != nil {
+		gu.errorf("kxboot status --json on B: %v in %s", err, js)
+	}
+	if status.Release != b.Release || status.ViaKxboot == nil || !*status.ViaKxboot || status.Loaded == nil || *status.Loaded {
+		gu.errorf("kxboot status --json on B: %s; want release %q, via_kxboot true, loaded false", js, b.Release)
+	}
+	t.Logf("hop %s -> %s through kexec_file_load", a.Release, b.Release)
+}
+
+func TestHopKexecLoad(t *testing.T) {
+	t.Parallel()
+	a, b := kernels(t)
+	gu := hop(t, "load")
+	cmd := gu.value("2", "cmdline")
+	for _, want := range []string{"kxtest.provider=1", `kxtest.words="a b  c"`, "kxboot.chained=1"} {
+		if !strings.Contains(cmd, want) {
+			gu.errorf("kernel B's /proc/cmdline lacks %q: %q", want, cmd)
+		}
+	}
+	if got := gu.value("2", "extrafile"); got != "from extra.cpio" {
+		gu.errorf("/extra/marker (second initrd): got %q; want %q", got, "from extra.cpio")
+	}
+	gu.field("kxboot status on B", gu.ok("2", "status").Out, "via kxboot", "yes")
+	t.Logf("hop %s -> %s through kexec_load", a.Release, b.Release)
+}

@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kxboot/kxboot/e2e/internal/harness"
+)
+
+// buildDir holds the kxboot binary for the whole run.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "kxboot-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// guests bounds how many QEMU guests run at once: each keeps a core busy.
+var guests = make(chan struct{}, 2)
+
+var (
+	kernelsOnce sync.Once
+	kernelA     harness.Kernel
+	kernelB     harness.Kernel
+	kernelsErr  error
+)
+
+// kernels returns the provider's kernel A and the newer kernel B, fetching
+// them once per run. Without them the test fails: an e2e case that cannot
+// run is a defect, not a skip.
+func kernels(t *testing.T) (a, b harness.Kernel) {
+	t.Helper()
+	kernelsOnce.Do(func() {
+		kernelA, kernelB, kernelsErr = harness.Kernels(func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
+		})
+	})
+	if kernelsErr != nil {
+		t.Fatalf("getting Debian kernels: %v", kernelsErr)
+	}
+	return kernelA, kernelB
+}
+
+var (
+	kxbootOnce sync.Once
+	kxbootPath string
+	kxbootErr  error
+)
+
+// kxboot builds the static kxboot binary once per run.
+func kxboot(t *testing.T) string {
+	t.Helper()
+	kxbootOnce.Do(func() { kxbootPath, kxbootErr = harness.BuildKxboot(buildDir) })
+	if kxbootErr != nil {
+		t.Fatalf("building kxboot: %v", kxbootErr)
+	}
+	return kxbootPath
+}
+
+func busybox(t *testing.T) string {
+	t.Helper()
+	bb, err := harness.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bb
+}
+
+// providerAppend is kernel A's command line. BOOT_IMAGE= and initrd= are
+// what a boot loader adds; kxboot must drop them. kxtest.provider=1 must
+// survive the hop.
+func providerAppend(a harness.Kernel) string {
+	return "console=ttyS0 panic=-1 BOOT_IMAGE=/boot/vmlinuz-" + a.Release +
+		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1"
+}
+
+// guest is a finished guest run and the test it belongs to.
+type guest struct {
+	t *testing.T
+	g *harness.Guest
+	r *harness.Report
+}
+
+// start boots kernel A with initramfs root, holding one of the guest slots
+// until the test ends. The whole console is logged if the test fails.
+func start(t *testing.T, root *harness.Initramfs) *guest {
+	t.Helper()
+	a, _ := kernels(t)
+	dir := t.TempDir()
+	initrd := filepath.Join(dir, "stage1.cpio")
+	if err := root.Write(initrd); err != nil {
+		t.Fatal(err)
+	}
+	guests <- struct{}{}
+	t.Cleanup(func() { <-guests })
+
+	g, err := harness.Start(harness.Options{
+		Kernel:     a.Image,
+		Initrd:     initrd,
+		Append:     providerAppend(a),
+		ConsoleLog: filepath.Join(dir, "console.log"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Kill()
+		if t.Failed() {
+			t.Logf("whole console (%s):\n%s", filepath.Join(dir, "console.log"), g.Console())
+			if s := g.Stderr(); s != "" {
+				t.Logf("qemu stderr:\n%s", s)
+			}
+		}
+	})
+	return &guest{t: t, g: g}
+}
+
+// wait waits for the guest to power off, fails the test if qemu did not
+// end cleanly, and parses what the guest reported.
+func (gu *guest) wait() {
+	gu.t.Helper()
+	if err := gu.g.Wait(); err != nil {
+		gu.fatalf("%v", err)
+	}
+	gu.t.Logf("guest ran %v", gu.g.Elapsed().Round(100*time.Millisecond))
+	gu.r = harness.Parse(gu.g.Lines())
+}
+
+// boot runs kernel A with initramfs root until the guest powers off.
+func boot(t *testing.T, root *harness.Initramfs) *guest {
+	t.Helper()
+	gu := start(t, root)
+	gu.wait()
+	return gu
+}
+
+// tail is the end of the console, for failure messages.
+func (gu *guest) tail() string {
+	return "console tail:\n" + indent(harness.Tail(gu.g.Lines(), 20))
+}
+
+func (gu *guest) errorf(format string, args ...any) {
+	gu.t.Helper()
+	gu.t.Errorf(format+"\n"+gu.tail(), args...)
+}
+
+func (gu *guest) fatalf(format string, args ...any) {
+	gu.t.Helper()
+	gu.t.Fatalf(format+"\n"+gu.tail(), args...)
+}
+
+// value returns what stage reported for key, failing the test if nothing.
+func (gu *guest) value(stage, key string) string {
+	gu.t.Helper()
+	v, ok := gu.r.Stage(stage).Get(key)
+	if !ok {
+		gu.fatalf("stage %s reported no %q (no line %q)", stage, key, harness.Tag+key+": ...")
+	}
+	gu.t.Logf("stage %s %s: %s", stage, key, v)
+	return v
+}
+
+// step returns a step stage ran, failing the test if it did not report.
+func (gu *guest) step(stage, name string) harness.Step {
+	gu.t.Helper()
+	s := gu.r.Stage(stage).Step(name)
+	if !s.Started {
+		gu.fatalf("stage %s never finished step %q", stage, name)
+	}
+	for _, l := range s.Out {
+		gu.t.Logf("stage %s %s stdout: %s", stage, name, l)
+	}
+	for _, l := range s.Err {
+		gu.t.Logf("stage %s %s stderr: %s", stage, name, l)
+	}
+	gu.t.Logf("stage %s %s exit status: %d", stage, name, s.RC)
+	return s
+}
+
+// ok fails the test unless the step exited 0.
+func (gu *guest) ok(stage, name string) harness.Step {
+	gu.t.Helper()
+	s := gu.step(stage, name)
+	if s.RC != 0 {
+		gu.fatalf("stage %s: %s exited %d; stderr: %q", stage, name, s.RC, s.Stderr())
+	}
+	return s
+}
+
+// field fails the test unless some line of out reads "key: value...", with
+// any spaces after the colon (kxboot status aligns its columns), whose
+// value starts with the word want.
+func (gu *guest) field(what string, out []string, key, want string) {
+	gu.t.Helper()
+	for _, l := range out {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(k) != key {
+			continue
+		}
+		if f := strings.Fields(v); len(f) > 0 && f[0] == want {
+			return
+		}
+		gu.errorf("%s: %q; want %s: %s", what, l, key, want)
+		return
+	}
+	gu.errorf("%s: no line %q; got:\n%s", what, key+": "+want, indent(strings.Join(out, "\n")))
+}
+
+func indent(s string) string {
+	return "\t" + strings.ReplaceAll(s, "\n", "\n\t")
+}
+
+// cmdlineFields splits a kernel command line the way the kernel does:
+// at spaces outside double quotes.
+func cmdlineFields(s string) []string {
+	var fields []string
+	var cur strings.Builder
+	quoted := false
+	for _, c := range s {
+		switch {
+		case c == '"':
+			quoted = !quoted
+			cur.WriteRune(c)
+		case c == ' ' && !quoted:
+			if cur.Len() > 0 {
+				fields = append(fields, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(c)
+		}
+	}
+	if cur.Len() > 0 {
+		fields = append(fields, cur.String())
+	}
+	return fields
+}
