@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 )
 
 const (
@@ -64,26 +65,14 @@ type machine struct {
 
 func (m machine) build(t *testing.T) rootfs.FS {
 	t.Helper()
-	dir := t.TempDir()
+	fsys := rootfstest.New(t)
 	for p, data := range m.files {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(host, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		rootfstest.Write(t, fsys, p, data)
 	}
 	for p, target := range m.links {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(target, host); err != nil {
-			t.Fatal(err)
-		}
+		rootfstest.Link(t, fsys, p, target)
 	}
-	return rootfs.New(dir)
+	return fsys
 }
 
 // devices is a cloud VM: vda with a root partition (ext4) and an ESP, vdb

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
 )
 
@@ -36,9 +36,7 @@ type machine struct {
 
 func newMachine(t *testing.T) *machine {
 	t.Helper()
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	m := &machine{t: t, fs: rootfs.New(dir), out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+	m := &machine{t: t, fs: rootfstest.New(t), out: &bytes.Buffer{}, err: &bytes.Buffer{}}
 	m.sys = &kexec.Fake{FS: &m.fs}
 	eng := &kexec.Engine{FS: m.fs, Sys: m.sys, Arch: "amd64", Euid: func() int { return m.uid }}
 	m.env = &Env{FS: m.fs, Engine: eng, Stdout: m.out, Stderr: m.err, Euid: func() int { return m.uid }}
@@ -62,13 +60,7 @@ func newMachine(t *testing.T) *machine {
 
 func (m *machine) write(p string, b []byte) {
 	m.t.Helper()
-	hp := m.fs.Path(p)
-	if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
-		m.t.Fatal(err)
-	}
-	if err := os.WriteFile(hp, b, 0o644); err != nil {
-		m.t.Fatal(err)
-	}
+	rootfstest.Write(m.t, m.fs, p, b)
 }
 
 // run runs kxboot with args and returns the exit status; output is in m.out and m.err.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 )
 
 func TestParseGoodLines(t *testing.T) {
@@ -288,18 +289,7 @@ HEALTH_CMD="systemctl is-system-running --wait"
 // every file 0644 and every directory 0755.
 func tree(t *testing.T, files map[string]string) rootfs.FS {
 	t.Helper()
-	dir := t.TempDir()
-	fsys := rootfs.New(dir)
-	for p, data := range files {
-		host := fsys.Path(p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(host, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fsys
+	return rootfstest.Tree(t, files, nil)
 }
 
 const (

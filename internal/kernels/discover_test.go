@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 )
 
 // tree copies testdata/<name> (or nothing, for name "") into a temp root,
@@ -15,37 +16,22 @@ import (
 // writes it), the bzImages (in-machine path -> release) and any other files.
 func tree(t *testing.T, name string, links, bzImages, files map[string]string) rootfs.FS {
 	t.Helper()
-	dir := t.TempDir()
+	fsys := rootfstest.New(t)
 	if name != "" {
-		if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", name))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(p string, data []byte) {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(host, data, 0o644); err != nil {
+		if err := os.CopyFS(fsys.Root, os.DirFS(filepath.Join("testdata", name))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for p, release := range bzImages {
-		write(p, bzImage(release))
+		rootfstest.Write(t, fsys, p, bzImage(release))
 	}
 	for p, data := range files {
-		write(p, []byte(data))
+		rootfstest.Write(t, fsys, p, []byte(data))
 	}
 	for p, target := range links {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(target, host); err != nil {
-			t.Fatal(err)
-		}
+		rootfstest.Link(t, fsys, p, target)
 	}
-	return rootfs.New(dir)
+	return fsys
 }
 
 const fedoraMID = "3f1c2a5e8b9d4e7fa0b1c2d3e4f5a6b7"

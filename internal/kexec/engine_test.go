@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
 )
 
@@ -27,9 +27,7 @@ type machine struct {
 
 func newMachine(t *testing.T) *machine {
 	t.Helper()
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	m := &machine{t: t, fs: rootfs.New(dir), bzi: testimg.BzImage(16384, "6.1.0-54-cloud-amd64"), arm: testimg.Arm64(8192)}
+	m := &machine{t: t, fs: rootfstest.New(t), bzi: testimg.BzImage(16384, "6.1.0-54-cloud-amd64"), arm: testimg.Arm64(8192)}
 	m.sys = &Fake{FS: &m.fs}
 	m.e = &Engine{FS: m.fs, Sys: m.sys, Arch: "amd64", Euid: func() int { return 0 }}
 	m.write("/boot/vmlinuz-6.1.0-54-cloud-amd64", m.bzi)
@@ -42,13 +40,7 @@ func newMachine(t *testing.T) *machine {
 
 func (m *machine) write(p string, b []byte) {
 	m.t.Helper()
-	hp := m.fs.Path(p)
-	if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
-		m.t.Fatal(err)
-	}
-	if err := os.WriteFile(hp, b, 0o644); err != nil {
-		m.t.Fatal(err)
-	}
+	rootfstest.Write(m.t, m.fs, p, b)
 }
 
 const kernel = "/boot/vmlinuz-6.1.0-54-cloud-amd64"
