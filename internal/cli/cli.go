@@ -9,11 +9,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/initwrap"
+	"github.com/kxboot/kxboot/internal/install"
 	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/rootfs"
 )
 
@@ -27,12 +33,29 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Euid   func() int
+	Mounts mounts.Sys
+	Runner install.Runner // the distribution's tools; nil runs them for real
 }
 
-// Main runs kxboot on the real machine.
+// Main runs kxboot on the real machine. As PID 1 it is the init wrapper and
+// never returns; started as init by someone else it passes the call on to
+// the original init.
 func Main(args []string) int {
 	e := kexec.New()
-	return Run(args, &Env{FS: e.FS, Engine: e, Stdout: os.Stdout, Stderr: os.Stderr, Euid: os.Geteuid})
+	switch {
+	case os.Getpid() == 1:
+		initwrap.Run(initwrap.Env{
+			FS: e.FS, Mounts: mounts.Native{}, Engine: e, Console: os.Stdout,
+			Args: os.Args, Environ: os.Environ(), Exec: unix.Exec,
+			Hang: func() { select {} },
+		})
+		select {} // PID 1 never exits
+	case filepath.Base(os.Args[0]) == "init":
+		err := initwrap.PassThrough(e.FS, os.Args, os.Environ(), unix.Exec)
+		fmt.Fprintf(os.Stderr, "kxboot: %v\n", err)
+		return 1
+	}
+	return Run(args, &Env{FS: e.FS, Engine: e, Stdout: os.Stdout, Stderr: os.Stderr, Euid: os.Geteuid, Mounts: mounts.Native{}})
 }
 
 type command struct {
@@ -44,13 +67,16 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"load":    {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
-		"unload":  {"drop the loaded kernel", runUnload},
-		"exec":    {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
-		"status":  {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
-		"doctor":  {"check whether kexec will work here, and say why not (read-only)", runDoctor},
-		"version": {"print the version", runVersion},
-		"help":    {"list the commands", runHelp},
+		"chain":     {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain},
+		"install":   {"install the chain boot at every boot: kxboot install chain [--mode M]", runInstall},
+		"uninstall": {"undo kxboot install exactly", runUninstall},
+		"load":      {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
+		"unload":    {"drop the loaded kernel", runUnload},
+		"exec":      {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
+		"status":    {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
+		"doctor":    {"check whether kexec will work here, and say why not (read-only)", runDoctor},
+		"version":   {"print the version", runVersion},
+		"help":      {"list the commands", runHelp},
 	}
 }
 
@@ -104,7 +130,7 @@ func runHelp(env *Env, _ []string) error {
 	sort.Strings(names)
 	fmt.Fprintf(env.Stdout, "kxboot boots the kernel you choose through kexec.\n\nUsage: kxboot <command> [flags]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(env.Stdout, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(env.Stdout, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\nConfiguration: /etc/default/kxboot (KERNEL, INITRD, APPEND, CMDLINE); flags override it.\n")
 	return nil

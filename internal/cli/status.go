@@ -7,6 +7,8 @@ import (
 
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/plan"
 )
 
@@ -22,7 +24,11 @@ type statusReport struct {
 	Values    map[string]string `json:"config_values,omitempty"`
 	ConfigErr string            `json:"config_error,omitempty"`
 	Next      *plan.Plan        `json:"next,omitempty"`
-	NextErr   string            `json:"next_error,omitempty"`
+	Installed string            `json:"installed,omitempty"` // "chain wrapper", ...
+	Broken    string            `json:"install_problem,omitempty"`
+	LastChain string            `json:"last_chain,omitempty"` // this boot's chain decision
+
+	NextErr string `json:"next_error,omitempty"`
 }
 
 func runStatus(env *Env, args []string) error {
@@ -53,6 +59,15 @@ func runStatus(env *Env, args []string) error {
 			r.Next = &p
 		}
 	}
+	if rec, err := install.ReadRecord(env.FS); err != nil {
+		r.Broken = err.Error()
+	} else if rec != nil {
+		r.Installed = rec.Job + " " + string(rec.Mode)
+		if ok, why := install.WrapperIntact(env.FS, rec); !ok {
+			r.Broken = why
+		}
+	}
+	r.LastChain = klog.LastChain(env.FS)
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -75,6 +90,17 @@ func runStatus(env *Env, args []string) error {
 		fmt.Fprintf(w, "loaded:     no\n")
 	}
 	switch {
+	case r.Broken != "":
+		fmt.Fprintf(w, "installed:  %s; WARNING: %s\n", orNone(r.Installed), r.Broken)
+	case r.Installed != "":
+		fmt.Fprintf(w, "installed:  %s (undo: kxboot uninstall)\n", r.Installed)
+	default:
+		fmt.Fprintf(w, "installed:  nothing (kxboot install chain sets up the chain boot)\n")
+	}
+	if r.LastChain != "" {
+		fmt.Fprintf(w, "this boot:  %s\n", r.LastChain)
+	}
+	switch {
 	case r.ConfigErr != "":
 		fmt.Fprintf(w, "config:     broken: %s\n", r.ConfigErr)
 	case r.Config == "":
@@ -89,6 +115,13 @@ func runStatus(env *Env, args []string) error {
 		fmt.Fprintf(w, "next load:  impossible: %s\n", r.NextErr)
 	}
 	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing recorded"
+	}
+	return s
 }
 
 // indent indents every line but the first.

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -27,17 +28,20 @@ const (
 
 // Config is what a file says, with kxboot's defaults filled in.
 type Config struct {
-	Path     string   // in-machine path of the file read; "" when none exists (all defaults)
-	Format   string   // Kxboot, Droplet or Debian
-	Enabled  bool     // whether kxboot is to hop at all
-	Kernel   string   // "" lets discovery choose
-	Initrd   []string // loaded in this order
-	Append   string   // added to the command line
-	Cmdline  string   // replaces the reused running command line when not ""
-	Marker   string   // "" means the default marker
-	Values   map[string]string
-	Line     map[string]int
-	Warnings []string
+	Path    string   // in-machine path of the file read; "" when none exists (all defaults)
+	Format  string   // Kxboot, Droplet or Debian
+	Enabled bool     // whether kxboot is to hop at all
+	Kernel  string   // "" lets discovery choose
+	Initrd  []string // loaded in this order
+	Append  string   // added to the command line
+	Cmdline string   // replaces the reused running command line when not ""
+	Marker  string   // "" means the default marker
+	// AbortSeconds is how long the chain boot waits for a key on the
+	// consoles before it hops; 0 skips the wait.
+	AbortSeconds int
+	Values       map[string]string
+	Line         map[string]int
+	Warnings     []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -58,7 +62,7 @@ var settings = []setting{
 	{"APPEND", func(c *Config, v string) error { c.Append = v; return nil }, func(c *Config) string { return c.Append }},
 	{"CMDLINE", func(c *Config, v string) error { c.Cmdline = v; return nil }, func(c *Config) string { return c.Cmdline }},
 	{"MARKER", setMarker, func(c *Config) string { return c.Marker }},
-	{"ABORT_SECONDS", nil, nil},
+	{"ABORT_SECONDS", setAbort, func(c *Config) string { return strconv.Itoa(c.AbortSeconds) }},
 	{"MAX_TRIES", nil, nil},
 	{"HEALTH_CMD", nil, nil},
 	{"HEALTH_DEADLINE", nil, nil},
@@ -89,6 +93,24 @@ func setEnabled(c *Config, v string) error {
 	default:
 		return fmt.Errorf("ENABLED=%q is not yes or no; write ENABLED=yes or ENABLED=no", v)
 	}
+	return nil
+}
+
+// DefaultAbortSeconds is the abort window when the config does not set one:
+// long enough to hit a key on a serial console, short enough not to slow
+// every boot much.
+const DefaultAbortSeconds = 5
+
+func setAbort(c *Config, v string) error {
+	if v == "" {
+		c.AbortSeconds = DefaultAbortSeconds
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 600 {
+		return fmt.Errorf("ABORT_SECONDS=%q is not a whole number of seconds from 0 to 600; write for example ABORT_SECONDS=5, or 0 to skip the wait", v)
+	}
+	c.AbortSeconds = n
 	return nil
 }
 
@@ -130,6 +152,8 @@ func Parse(name string, data []byte, formatName string) (*Config, error) {
 		Enabled: f.enabled,
 		Values:  map[string]string{},
 		Line:    map[string]int{},
+
+		AbortSeconds: DefaultAbortSeconds,
 	}
 	for n, line := range strings.Split(string(data), "\n") {
 		key, val, ok, err := parseLine(line)
@@ -319,8 +343,8 @@ func parseValue(key, v string) (string, error) {
 	return b.String(), nil
 }
 
-// quote writes v as a double-quoted shell word.
-func quote(v string) string {
+// Quote writes v as a double-quoted shell word that Parse and sh read back as v.
+func Quote(v string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(v); i++ {
@@ -359,7 +383,7 @@ func Format(c *Config) (string, error) {
 		if strings.ContainsAny(v, "\n\x00") {
 			return "", fmt.Errorf("the value of %s holds a newline or NUL byte, which %s cannot hold; remove it", s.name, Path)
 		}
-		fmt.Fprintf(&b, "%s=%s\n", s.name, quote(v))
+		fmt.Fprintf(&b, "%s=%s\n", s.name, Quote(v))
 	}
 	return b.String(), nil
 }
@@ -405,7 +429,7 @@ func Load(fsys rootfs.FS) (*Config, error) {
 		}
 		return c, nil
 	}
-	return &Config{Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{}}, nil
+	return &Config{Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{}, AbortSeconds: DefaultAbortSeconds}, nil
 }
 
 // locate follows p's links inside the root and says whether a file is

@@ -107,6 +107,8 @@ func TestParseFile(t *testing.T) {
 		Kernel:  "/boot/vmlinuz-6.8",
 		Values:  map[string]string{"KERNEL": "/boot/vmlinuz-6.8", "ENABLED": "no", "MAX_TRIES": "3"},
 		Line:    map[string]int{"KERNEL": 5, "ENABLED": 4, "MAX_TRIES": 6},
+
+		AbortSeconds: DefaultAbortSeconds,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -241,6 +243,21 @@ func TestLegacy(t *testing.T) {
 	}
 }
 
+func TestAbortSeconds(t *testing.T) {
+	for in, want := range map[string]int{"": DefaultAbortSeconds, "0": 0, "12": 12} {
+		c, err := Parse(Path, []byte("ABORT_SECONDS="+in+"\n"), Kxboot)
+		if err != nil || c.AbortSeconds != want {
+			t.Errorf("ABORT_SECONDS=%s: %v, %v; want %d", in, c, err, want)
+		}
+	}
+	for _, bad := range []string{"-1", "five", "601", "1.5"} {
+		_, err := Parse(Path, []byte("\nABORT_SECONDS="+bad+"\n"), Kxboot)
+		if err == nil || !strings.Contains(err.Error(), Path+":2: ABORT_SECONDS") {
+			t.Errorf("ABORT_SECONDS=%s: %v", bad, err)
+		}
+	}
+}
+
 func TestFormat(t *testing.T) {
 	c, err := Parse(Path, read(t, "kxboot"), Kxboot)
 	if err != nil {
@@ -270,7 +287,7 @@ HEALTH_CMD="systemctl is-system-running --wait"
 	}
 	got, _ = Format(c)
 	want = "# kxboot settings, read without a shell: write values out, no $ or `.\n" +
-		"ENABLED=\"yes\"\nKERNEL=\"/vmlinuz\"\nCMDLINE=\"root=/dev/vda1 \\$ \\\"x\\\"\"\n"
+		"ENABLED=\"yes\"\nKERNEL=\"/vmlinuz\"\nCMDLINE=\"root=/dev/vda1 \\$ \\\"x\\\"\"\nABORT_SECONDS=\"5\"\n"
 	if got != want {
 		t.Errorf("Format of a droplet-kernel file =\n%s\nwant\n%s", got, want)
 	}

@@ -41,7 +41,7 @@ func FuzzParse(f *testing.F) {
 		sort.Strings(keys)
 		var b strings.Builder
 		for _, k := range keys {
-			b.WriteString(k + "=" + quote(c.Values[k]) + "\n")
+			b.WriteString(k + "=" + Quote(c.Values[k]) + "\n")
 		}
 		again, err := Parse("/etc/default/x", []byte(b.String()), format)
 		if err != nil {

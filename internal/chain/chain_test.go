@@ -1,0 +1,181 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/cmdline"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/plan"
+	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
+	"github.com/kxboot/kxboot/internal/testimg"
+)
+
+func TestDecide(t *testing.T) {
+	enabled := &config.Config{Enabled: true, Path: "/etc/default/kxboot"}
+	disabled := &config.Config{Enabled: false, Path: "/etc/default/kxboot", Line: map[string]int{"ENABLED": 3}}
+	custom := &config.Config{Enabled: true, Marker: "my.hop=1"}
+	p := plan.Plan{Kernel: "/boot/vmlinuz-B", Release: "6.1.0-56", KernelFrom: "KERNEL= in /etc/default/kxboot:2"}
+	tests := []struct {
+		name    string
+		in      Input
+		hop     bool
+		because string
+	}{
+		{"hop", Input{Running: cmdline.Parse("root=/dev/vda ro"), Config: enabled, Plan: p}, true,
+			"booting /boot/vmlinuz-B (6.1.0-56), named by KERNEL= in /etc/default/kxboot:2"},
+		{"own marker", Input{Running: cmdline.Parse("root=/dev/vda kxboot.chained=1 ro"), Config: enabled, Plan: p}, false,
+			"already came through kexec (kxboot.chained=1"},
+		{"seed marker anywhere", Input{Running: cmdline.Parse("kexeced root=/dev/vda ro"), Config: enabled, Plan: p}, false, "(kexeced is"},
+		{"scaleway marker", Input{Running: cmdline.Parse("root=/dev/vda is_in_kexec=yes"), Config: enabled, Plan: p}, false, "is_in_kexec=yes"},
+		{"custom marker", Input{Running: cmdline.Parse("root=/dev/vda my.hop=1"), Config: custom, Plan: p}, false, "my.hop=1"},
+		{"marker after -- is init's", Input{Running: cmdline.Parse("root=/dev/vda -- kxboot.chained=1"), Config: enabled, Plan: p}, true, "booting"},
+		{"marker beats a broken config", Input{Running: cmdline.Parse("kxboot.chained=1"), ConfigErr: errors.New("x:1: bad")}, false, "already came through"},
+		{"broken config", Input{Running: cmdline.Parse("ro"), ConfigErr: errors.New("/etc/default/kxboot:4: bad line")}, false,
+			"the config cannot be used: /etc/default/kxboot:4: bad line"},
+		{"disabled", Input{Running: cmdline.Parse("ro"), Config: disabled, Plan: p}, false, "disabled (ENABLED=no in /etc/default/kxboot:3)"},
+		{"no kernel", Input{Running: cmdline.Parse("ro"), Config: enabled, PlanErr: errors.New("no installed kernel found")}, false, "no installed kernel found"},
+		{"bad kernel", Input{Running: cmdline.Parse("ro"), Config: enabled, Plan: p, KernelErr: errors.New("kernel /boot/vmlinuz-B does not exist")}, false, "does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(tt.in)
+			if d.Hop != tt.hop || !strings.Contains(d.Reason, tt.because) {
+				t.Errorf("Decide = %+v; want hop=%v because %q", d, tt.hop, tt.because)
+			}
+			if strings.Contains(d.Reason, "\n") {
+				t.Errorf("reason is not one line: %q", d.Reason)
+			}
+		})
+	}
+}
+
+// machine is a provider-booted Debian machine with the owner's kernel B.
+type machine struct {
+	fs      rootfs.FS
+	sys     *kexec.Fake
+	env     Env
+	log     []string
+	windows []string
+	record  []Decision
+	key     string // what the abort window returns
+	jumpErr error
+}
+
+func newMachine(t *testing.T, conf string) *machine {
+	fsys := rootfstest.Tree(t, map[string]string{
+		"/proc/cmdline":                         "BOOT_IMAGE=/vmlinuz-A root=/dev/vda ro console=ttyS0",
+		"/boot/vmlinuz-6.1.0-56-cloud-amd64":    string(testimg.BzImage(16384, "6.1.0-56-cloud-amd64")),
+		"/boot/initrd.img-6.1.0-56-cloud-amd64": "initrd-B",
+		"/sys/kernel/kexec_loaded":              "0\n",
+		"/etc/default/kxboot":                   conf,
+	}, nil)
+	m := &machine{fs: fsys}
+	m.sys = &kexec.Fake{FS: &m.fs}
+	m.env = Env{
+		FS:     fsys,
+		Engine: &kexec.Engine{FS: fsys, Sys: m.sys, Arch: "amd64", Euid: func() int { return 0 }},
+		Logf:   func(f string, a ...any) { m.log = append(m.log, strings.TrimSpace(fmtS(f, a...))) },
+		Window: func(prompt string, d time.Duration) string {
+			m.windows = append(m.windows, fmtS(prompt, int(d/time.Second)))
+			return m.key
+		},
+		Record: func(d Decision) { m.record = append(m.record, d) },
+	}
+	return m
+}
+
+func TestRunHops(t *testing.T) {
+	m := newMachine(t, "KERNEL=/boot/vmlinuz-6.1.0-56-cloud-amd64\nAPPEND=nomodeset\nABORT_SECONDS=3\n")
+	m.sys.ExecErr = unix.EINVAL // the fake "jump" returns; a real one would not
+	d := Run(m.env)
+	if want := []string{"file_load", "reboot_kexec", "unload"}; !slices.Equal(m.sys.Calls, want) {
+		t.Errorf("calls = %v; want %v", m.sys.Calls, want)
+	}
+	if m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 nomodeset kxboot.chained=1" || string(m.sys.Initrd) != "initrd-B" {
+		t.Errorf("loaded cmdline %q initrd %q", m.sys.Cmdline, m.sys.Initrd)
+	}
+	if len(m.windows) != 1 || !strings.Contains(m.windows[0], "kxboot: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 in 3 s; press any key to boot the current kernel instead") {
+		t.Errorf("abort window prompt: %q", m.windows)
+	}
+	// A jump that returns means boot on, with the reason, and nothing left loaded.
+	if d.Hop || !strings.Contains(d.Reason, "the jump into /boot/vmlinuz-6.1.0-56-cloud-amd64 failed") {
+		t.Errorf("decision after a failed jump: %+v", d)
+	}
+	if !slices.ContainsFunc(m.log, func(s string) bool { return strings.HasPrefix(s, "kxboot: chain: jumping into") }) {
+		t.Errorf("log: %q", m.log)
+	}
+}
+
+func TestRunBootsOn(t *testing.T) {
+	tests := []struct {
+		name, conf, cmdline, key, want string
+		window                         bool
+	}{
+		{"key in the window", "ABORT_SECONDS=5\n", "", "ttyS0", "a key was pressed on ttyS0 during the 5 s abort window", true},
+		{"missing kernel", "KERNEL=/boot/vmlinuz-gone\n", "", "", "kernel /boot/vmlinuz-gone does not exist", false},
+		{"malformed config", "KERNEL=/boot/x y\n", "", "", "the config cannot be used: /etc/default/kxboot:1", false},
+		{"disabled", "ENABLED=no\n", "", "", "chain boot is disabled", false},
+		{"already hopped", "", "root=/dev/vda kxboot.chained=1", "", "already came through kexec", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, tt.conf)
+			if tt.cmdline != "" {
+				rootfstest.Write(t, m.fs, "/proc/cmdline", []byte(tt.cmdline))
+			}
+			m.key = tt.key
+			d := Run(m.env)
+			if d.Hop || !strings.Contains(d.Reason, tt.want) {
+				t.Fatalf("Run = %+v; want boot on because %q", d, tt.want)
+			}
+			if len(m.sys.Calls) != 0 {
+				t.Errorf("calls = %v; booting on must not load", m.sys.Calls)
+			}
+			if (len(m.windows) > 0) != tt.window {
+				t.Errorf("abort window shown: %v", m.windows)
+			}
+			if len(m.record) != 1 || m.record[0] != d {
+				t.Errorf("recorded %v", m.record)
+			}
+			if last := m.log[len(m.log)-1]; last != "kxboot: chain: boot on: "+d.Reason {
+				t.Errorf("last log line %q", last)
+			}
+		})
+	}
+}
+
+func TestRunLoadRefused(t *testing.T) {
+	m := newMachine(t, "ABORT_SECONDS=0\n")
+	rootfstest.Write(t, m.fs, "/proc/sys/kernel/kexec_load_disabled", []byte("1\n"))
+	m.sys.FileErr = unix.EPERM
+	d := Run(m.env)
+	if d.Hop || !strings.Contains(d.Reason, "kexec_load_disabled is 1") {
+		t.Errorf("Run = %+v", d)
+	}
+	if len(m.windows) != 0 {
+		t.Errorf("ABORT_SECONDS=0 still showed the window")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	m := newMachine(t, "")
+	if got := Explain(m.fs); got != "would hop: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 (6.1.0-56-cloud-amd64), named by newest installed kernel (Debian /boot/vmlinuz-*), after a 5 s abort window" {
+		t.Errorf("Explain = %q", got)
+	}
+	os.Remove(m.fs.Path("/boot/vmlinuz-6.1.0-56-cloud-amd64"))
+	if got := Explain(m.fs); !strings.HasPrefix(got, "would boot on: no installed kernel found") {
+		t.Errorf("Explain = %q", got)
+	}
+}
+
+func fmtS(f string, a ...any) string { return fmt.Sprintf(f, a...) }

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kxboot/kxboot/internal/chain"
+	"github.com/kxboot/kxboot/internal/console"
+	"github.com/kxboot/kxboot/internal/klog"
+	"github.com/kxboot/kxboot/internal/mounts"
+)
+
+func runChain(env *Env, args []string) error {
+	fs := newFlags(env, "chain", "[--dry-run]",
+		`Take the chain boot decision now and act on it: hop into the configured
+kernel (after the abort window), or boot on with the running one and say why.
+The early-boot services run this; the init wrapper does the same as PID 1.
+Before the jump the writable file systems are remounted read-only.
+--dry-run explains the decision in one line and changes nothing.`)
+	dry := fs.Bool("dry-run", false, "explain the decision in one line; load nothing")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *dry {
+		fmt.Fprintln(env.Stdout, "kxboot chain: "+chain.Explain(env.FS))
+		return nil
+	}
+	l := klog.Open(env.FS, env.Stderr)
+	defer l.Close()
+	devs := console.Devices(env.FS)
+	chain.Run(chain.Env{
+		FS:         env.FS,
+		Engine:     env.Engine,
+		Logf:       l.Logf,
+		Window:     func(prompt string, d time.Duration) string { return console.Window(devs, prompt, d) },
+		BeforeJump: func() error { return mounts.RemountReadOnly(env.FS, env.Mounts) },
+	})
+	return nil
+}

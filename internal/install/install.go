@@ -1,0 +1,551 @@
+// Package install puts kxboot into a machine's boot path and takes it out
+// again exactly. Every change is a step recorded, before it is made, in
+// /var/lib/kxboot/install.json; uninstall undoes the recorded steps in
+// reverse and checks each against the machine, so that a second uninstall,
+// or one after a crash half-way, finishes the job or says what it found,
+// instead of guessing.
+package install
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/kxboot/kxboot/internal/atomicfile"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/initwrap"
+	"github.com/kxboot/kxboot/internal/mounts"
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Mode is how the chain boot is placed in the boot.
+type Mode string
+
+const (
+	Auto     Mode = "auto"
+	Wrapper  Mode = "wrapper" // kxboot stands in for /sbin/init
+	Systemd  Mode = "systemd"
+	Sysvinit Mode = "sysvinit"
+	OpenRC   Mode = "openrc"
+)
+
+// Modes lists the modes a user can name.
+var Modes = []Mode{Auto, Wrapper, Systemd, Sysvinit, OpenRC}
+
+// Paths kxboot installs.
+const (
+	StateDir     = "/var/lib/kxboot"
+	ManifestPath = StateDir + "/install.json"
+	SystemdUnit  = "/etc/systemd/system/kxboot-chain.service"
+	SystemdWants = "/etc/systemd/system/sysinit.target.wants"
+	InitScript   = "/etc/init.d/kxboot-chain"
+	OpenRCLink   = "/etc/runlevels/sysinit/kxboot-chain"
+	OpenRCBoot   = "/etc/runlevels/boot/kxboot-chain"
+	Init         = "/sbin/init"
+)
+
+// Runner runs the distribution's own tools (dpkg-divert, update-rc.d).
+type Runner interface {
+	Run(name string, args ...string) error
+}
+
+// Exec runs commands on the machine, chrooted when the root is not "/".
+type Exec struct{ FS rootfs.FS }
+
+func (e Exec) Run(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	if e.FS.Root != "/" && e.FS.Root != "" {
+		cmd = exec.Command("chroot", append([]string{e.FS.Root, name}, args...)...)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Step is one recorded change.
+type Step struct {
+	// Kind: "file" (created with Content's hash), "link" (created,
+	// pointing at Target), "dir" (created), "rename" (Path moved to
+	// Target), "command" (Do run; Undo reverses it).
+	Kind   string   `json:"kind"`
+	Path   string   `json:"path,omitempty"`
+	Target string   `json:"target,omitempty"`
+	SHA256 string   `json:"sha256,omitempty"`
+	Mode   uint32   `json:"mode,omitempty"`
+	Do     []string `json:"do,omitempty"`
+	Undo   []string `json:"undo,omitempty"`
+	Done   bool     `json:"done"`
+
+	content []byte // for "file": what to write
+}
+
+// Record is what an install did.
+type Record struct {
+	Job    string    `json:"job"` // "chain"
+	Mode   Mode      `json:"mode"`
+	Binary string    `json:"binary"`
+	Time   time.Time `json:"time"`
+	Steps  []Step    `json:"steps"`
+}
+
+// Options are the flags of kxboot install chain.
+type Options struct {
+	Mode    Mode
+	Binary  string // in-machine path of the kxboot binary to run at boot
+	Kernel  string
+	Initrds []string
+	Append  string
+	// Given says whether any of Kernel, Initrds, Append was set.
+	Given bool
+}
+
+// Machine is what install works on.
+type Machine struct {
+	FS     rootfs.FS
+	Run    Runner
+	Report func(format string, args ...any) // what was done, for people
+}
+
+// ReadRecord reads the install record; nil when kxboot is not installed.
+func ReadRecord(fsys rootfs.FS) (*Record, error) {
+	b, err := fsys.ReadFile(ManifestPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s is damaged (%v); remove what it lists by hand, then remove it", ManifestPath, err)
+	}
+	return &r, nil
+}
+
+func (m Machine) save(r *Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(m.FS.Path(ManifestPath), append(b, '\n'), 0o644)
+}
+
+// RunningInit says which init system runs the machine now.
+func RunningInit(fsys rootfs.FS) Mode {
+	switch {
+	case fsys.Exists("/run/systemd/system"):
+		return Systemd
+	case fsys.Exists("/run/openrc"):
+		return OpenRC
+	}
+	return Sysvinit
+}
+
+// hasDpkg says whether the machine's packages are dpkg's, so that
+// dpkg-divert can keep /sbin/init ours across init package upgrades.
+func hasDpkg(fsys rootfs.FS) bool {
+	return fsys.Exists("/var/lib/dpkg/status") && (fsys.Exists("/usr/bin/dpkg-divert") || fsys.Exists("/bin/dpkg-divert"))
+}
+
+// ChooseMode resolves auto: the earliest mode that stays safe. The wrapper
+// runs before any service, but only dpkg-divert keeps it in place when the
+// init package is upgraded; elsewhere the service of the running init is
+// the safe choice.
+func ChooseMode(fsys rootfs.FS, want Mode) Mode {
+	if want != Auto && want != "" {
+		return want
+	}
+	if hasDpkg(fsys) {
+		return Wrapper
+	}
+	return RunningInit(fsys)
+}
+
+// separateBoot says whether /boot is its own mount.
+func separateBoot(fsys rootfs.FS) bool {
+	ms, _ := mounts.List(fsys)
+	for _, m := range ms {
+		if m.Point == "/boot" {
+			return true
+		}
+	}
+	return false
+}
+
+// Chain installs the chain boot. A second install of the same mode changes
+// nothing.
+func (m Machine) Chain(o Options) error {
+	mode := ChooseMode(m.FS, o.Mode)
+	prev, err := ReadRecord(m.FS)
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		if prev.Job == "chain" && prev.Mode == mode {
+			m.Report("kxboot chain boot is already installed in %s mode; nothing changed.", mode)
+			return nil
+		}
+		return fmt.Errorf("kxboot is already installed (%s %s, recorded in %s); run kxboot uninstall first", prev.Job, prev.Mode, ManifestPath)
+	}
+	if err := m.preflight(mode, o); err != nil {
+		return err
+	}
+	steps, err := m.plan(mode, o)
+	if err != nil {
+		return err
+	}
+	r := &Record{Job: "chain", Mode: mode, Binary: o.Binary, Time: time.Now().UTC(), Steps: steps}
+	if !m.FS.Exists(StateDir) {
+		if err := os.MkdirAll(m.FS.Path(StateDir), 0o755); err != nil {
+			return err
+		}
+		r.Steps = append([]Step{{Kind: "dir", Path: StateDir, Done: true}}, r.Steps...)
+	}
+	// The record is written before each change, so that a crash leaves
+	// nothing done that uninstall does not know of.
+	for i := range r.Steps {
+		if r.Steps[i].Done {
+			continue
+		}
+		if err := m.save(r); err != nil {
+			return fmt.Errorf("cannot write %s: %w", ManifestPath, err)
+		}
+		if err := m.do(&r.Steps[i]); err != nil {
+			m.save(r)
+			return fmt.Errorf("%w; what was done so far is undone by kxboot uninstall", err)
+		}
+		r.Steps[i].Done = true
+	}
+	if err := m.save(r); err != nil {
+		return err
+	}
+	m.Report("Installed the kxboot chain boot in %s mode. At every boot the machine now hops into the configured kernel (%s); see kxboot chain --dry-run.", mode, config.Path)
+	m.Report("Undo it all with: kxboot uninstall")
+	return nil
+}
+
+// preflight refuses what would not work, before anything changes.
+func (m Machine) preflight(mode Mode, o Options) error {
+	if !path.IsAbs(o.Binary) || !m.FS.Exists(o.Binary) {
+		return fmt.Errorf("the kxboot binary %q is not on this machine; install it first (install -m 0755 kxboot /usr/local/sbin/kxboot)", o.Binary)
+	}
+	if err := m.FS.Trusted(o.Binary); err != nil {
+		return fmt.Errorf("refusing to boot through %s: %w", o.Binary, err)
+	}
+	if o.Given && m.FS.Exists(config.Path) {
+		return fmt.Errorf("%s exists already; edit KERNEL, INITRD and APPEND there instead of passing them to install", config.Path)
+	}
+	switch mode {
+	case Wrapper:
+		if m.FS.Exists(initwrap.Original) {
+			return fmt.Errorf("%s exists: an earlier wrapper install was not undone; restore /sbin/init from it by hand (or reinstall the init package), then install again", initwrap.Original)
+		}
+		if !m.FS.Exists(Init) {
+			return fmt.Errorf("%s does not exist, so there is no init to wrap; choose --mode systemd, sysvinit or openrc", Init)
+		}
+	case Systemd:
+		if !m.FS.Exists("/lib/systemd/systemd") && !m.FS.Exists("/usr/lib/systemd/systemd") {
+			return fmt.Errorf("systemd is not installed here; choose --mode %s", RunningInit(m.FS))
+		}
+	case Sysvinit:
+		if !m.FS.Exists("/etc/init.d") {
+			return fmt.Errorf("there is no /etc/init.d here; choose --mode %s", RunningInit(m.FS))
+		}
+	case OpenRC:
+		if !m.FS.Exists("/sbin/openrc-run") && !m.FS.Exists("/usr/sbin/openrc-run") {
+			return fmt.Errorf("OpenRC is not installed here (no openrc-run); choose --mode %s", RunningInit(m.FS))
+		}
+	default:
+		return fmt.Errorf("unknown mode %q: use auto, wrapper, systemd, sysvinit or openrc", mode)
+	}
+	return nil
+}
+
+func fileStep(p string, mode uint32, content string) Step {
+	sum := sha256.Sum256([]byte(content))
+	return Step{Kind: "file", Path: p, Mode: mode, SHA256: hex.EncodeToString(sum[:]), content: []byte(content)}
+}
+
+// plan lists the steps of an install.
+func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
+	var steps []Step
+	if !m.FS.Exists(config.Path) {
+		c, err := config.Load(m.FS)
+		if err != nil {
+			return nil, err
+		}
+		kernel, initrds, appendArgs := o.Kernel, o.Initrds, o.Append
+		if !o.Given && c.Path != "" {
+			// Moving from a recipe: its settings become kxboot's.
+			text, err := config.Format(c)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, m.dirs(path.Dir(config.Path))...)
+			steps = append(steps, fileStep(config.Path, 0o644, text))
+			m.Report("Taking the settings of %s into %s; its own init script, if still installed, should be disabled.", c.Path, config.Path)
+		} else {
+			steps = append(steps, m.dirs(path.Dir(config.Path))...)
+			steps = append(steps, fileStep(config.Path, 0o644, configFile(kernel, initrds, appendArgs, config.DefaultAbortSeconds)))
+		}
+	}
+	sep := separateBoot(m.FS)
+	switch mode {
+	case Wrapper:
+		if hasDpkg(m.FS) {
+			steps = append(steps, Step{Kind: "command",
+				Do:   []string{"dpkg-divert", "--package", "kxboot", "--divert", initwrap.Original, "--rename", "--add", Init},
+				Undo: []string{"dpkg-divert", "--package", "kxboot", "--divert", initwrap.Original, "--rename", "--remove", Init}})
+		} else {
+			steps = append(steps, Step{Kind: "rename", Path: Init, Target: initwrap.Original})
+		}
+		steps = append(steps, Step{Kind: "link", Path: Init, Target: o.Binary})
+	case Systemd:
+		dir := "/boot"
+		if c, err := config.Load(m.FS); err == nil && c.Kernel != "" {
+			dir = path.Dir(c.Kernel)
+		} else if o.Kernel != "" {
+			dir = path.Dir(o.Kernel)
+		}
+		steps = append(steps, fileStep(SystemdUnit, 0o644, systemdUnit(o.Binary, dir)))
+		steps = append(steps, m.dirs(SystemdWants)...)
+		steps = append(steps, Step{Kind: "link", Path: SystemdWants + "/kxboot-chain.service", Target: SystemdUnit})
+	case Sysvinit:
+		steps = append(steps, fileStep(InitScript, 0o755, sysvinitScript(o.Binary, sep)))
+		steps = append(steps, Step{Kind: "command",
+			Do:   []string{"update-rc.d", "kxboot-chain", "defaults"},
+			Undo: []string{"update-rc.d", "-f", "kxboot-chain", "remove"}})
+	case OpenRC:
+		steps = append(steps, fileStep(InitScript, 0o755, openrcScript(o.Binary, sep)))
+		link := OpenRCLink
+		if sep {
+			link = OpenRCBoot
+		}
+		steps = append(steps, m.dirs(path.Dir(link))...)
+		steps = append(steps, Step{Kind: "link", Path: link, Target: InitScript})
+	}
+	return steps, nil
+}
+
+// dirs are the steps that create p and its missing parents, outermost first.
+func (m Machine) dirs(p string) []Step {
+	var missing []string
+	for d := p; d != "/" && !m.FS.Exists(d); d = path.Dir(d) {
+		missing = append([]string{d}, missing...)
+	}
+	var steps []Step
+	for _, d := range missing {
+		steps = append(steps, Step{Kind: "dir", Path: d})
+	}
+	return steps
+}
+
+// do makes one change.
+func (m Machine) do(s *Step) error {
+	hp := m.FS.Path(s.Path)
+	switch s.Kind {
+	case "dir":
+		if err := os.Mkdir(hp, 0o755); err != nil {
+			return fmt.Errorf("cannot create %s: %w", s.Path, err)
+		}
+		m.Report("created %s/", s.Path)
+	case "file":
+		if _, err := os.Lstat(hp); err == nil {
+			return fmt.Errorf("%s exists already; kxboot will not overwrite it", s.Path)
+		}
+		if err := atomicfile.Write(hp, s.content, fs.FileMode(s.Mode)); err != nil {
+			return fmt.Errorf("cannot write %s: %w", s.Path, err)
+		}
+		m.Report("created %s", s.Path)
+	case "link":
+		if err := os.Symlink(s.Target, hp); err != nil {
+			return fmt.Errorf("cannot link %s to %s: %w", s.Path, s.Target, err)
+		}
+		m.Report("linked %s -> %s", s.Path, s.Target)
+	case "rename":
+		if err := os.Rename(hp, m.FS.Path(s.Target)); err != nil {
+			return fmt.Errorf("cannot move %s to %s: %w", s.Path, s.Target, err)
+		}
+		m.Report("moved %s to %s", s.Path, s.Target)
+	case "command":
+		if err := m.Run.Run(s.Do[0], s.Do[1:]...); err != nil {
+			return err
+		}
+		m.Report("ran %s", strings.Join(s.Do, " "))
+	}
+	return nil
+}
+
+// Uninstall undoes what the record says was done, last step first. It is
+// idempotent: steps already undone are recognised and passed over.
+func (m Machine) Uninstall() error {
+	r, err := ReadRecord(m.FS)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		if traces := m.traces(); len(traces) > 0 {
+			return fmt.Errorf("kxboot has no install record (%s), yet %s: kxboot did not install them or lost its record; remove them by hand, or restore /sbin/init from %s if that exists", ManifestPath, strings.Join(traces, "; "), initwrap.Original)
+		}
+		m.Report("kxboot is not installed; nothing to undo.")
+		return nil
+	}
+	for i := len(r.Steps) - 1; i >= 0; i-- {
+		s := &r.Steps[i]
+		if s.Kind == "dir" && s.Path == StateDir {
+			continue // holds the record itself: last
+		}
+		if !s.Done && !m.inPlace(s) {
+			continue // never done: a crash came before it
+		}
+		if err := m.undo(s); err != nil {
+			m.save(r)
+			return err
+		}
+		s.Done = false
+		if err := m.save(r); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(m.FS.Path(ManifestPath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, s := range r.Steps {
+		if s.Kind == "dir" && s.Path == StateDir {
+			if err := os.Remove(m.FS.Path(StateDir)); err == nil {
+				m.Report("removed %s/", StateDir)
+			}
+		}
+	}
+	m.Report("kxboot is uninstalled; the next boot is the provider's kernel alone.")
+	return nil
+}
+
+// inPlace says whether a step that the record does not mark done was done
+// all the same (a crash between the change and the record).
+func (m Machine) inPlace(s *Step) bool {
+	hp := m.FS.Path(s.Path)
+	switch s.Kind {
+	case "dir":
+		_, err := os.Lstat(hp)
+		return err == nil
+	case "file":
+		return m.sameFile(s) // a different file there was not kxboot's
+	case "link":
+		t, err := os.Readlink(hp)
+		return err == nil && t == s.Target
+	case "rename":
+		_, err := os.Lstat(m.FS.Path(s.Target))
+		return err == nil
+	case "command":
+		return true // the undo commands are safe to run when nothing is there
+	}
+	return false
+}
+
+func (m Machine) sameFile(s *Step) bool {
+	b, err := os.ReadFile(m.FS.Path(s.Path))
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]) == s.SHA256
+}
+
+// undo reverses one step, or says why it cannot.
+func (m Machine) undo(s *Step) error {
+	hp := m.FS.Path(s.Path)
+	switch s.Kind {
+	case "file":
+		if _, err := os.Lstat(hp); errors.Is(err, fs.ErrNotExist) {
+			m.Report("%s is already gone", s.Path)
+			return nil
+		}
+		if !m.sameFile(s) {
+			// The owner changed it: keep their work beside, not in place.
+			saved := s.Path + ".kxboot-saved"
+			if err := os.Rename(hp, m.FS.Path(saved)); err != nil {
+				return fmt.Errorf("cannot move the edited %s aside: %w", s.Path, err)
+			}
+			m.Report("%s was edited after install; kept as %s", s.Path, saved)
+			return nil
+		}
+		if err := os.Remove(hp); err != nil {
+			return fmt.Errorf("cannot remove %s: %w", s.Path, err)
+		}
+		m.Report("removed %s", s.Path)
+	case "link":
+		t, err := os.Readlink(hp)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			m.Report("%s is already gone", s.Path)
+			return nil
+		case err != nil || t != s.Target:
+			return fmt.Errorf("%s is no longer kxboot's link to %s (something replaced it, a package upgrade perhaps); kxboot leaves it: check it, remove it if it is not needed, then run kxboot uninstall again", s.Path, s.Target)
+		}
+		if err := os.Remove(hp); err != nil {
+			return fmt.Errorf("cannot remove %s: %w", s.Path, err)
+		}
+		m.Report("removed %s", s.Path)
+	case "dir":
+		if err := os.Remove(hp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.Report("left %s/ in place: it is not empty", s.Path)
+			return nil
+		}
+		m.Report("removed %s/", s.Path)
+	case "rename":
+		if _, err := os.Lstat(m.FS.Path(s.Target)); errors.Is(err, fs.ErrNotExist) {
+			m.Report("%s is already back", s.Path)
+			return nil
+		}
+		if _, err := os.Lstat(hp); err == nil {
+			return fmt.Errorf("both %s and %s exist (an init package upgrade put a new %s in place?); kxboot does not choose between them: keep one, remove the other, then run kxboot uninstall again", s.Path, s.Target, s.Path)
+		}
+		if err := os.Rename(m.FS.Path(s.Target), hp); err != nil {
+			return fmt.Errorf("cannot move %s back to %s: %w", s.Target, s.Path, err)
+		}
+		m.Report("moved %s back to %s", s.Target, s.Path)
+	case "command":
+		if err := m.Run.Run(s.Undo[0], s.Undo[1:]...); err != nil {
+			return err
+		}
+		m.Report("ran %s", strings.Join(s.Undo, " "))
+	}
+	return nil
+}
+
+// traces lists what an install would have left, for an uninstall that
+// finds no record.
+func (m Machine) traces() []string {
+	var out []string
+	for _, p := range []string{SystemdUnit, InitScript, OpenRCLink, OpenRCBoot, initwrap.Original} {
+		if _, err := os.Lstat(m.FS.Path(p)); err == nil {
+			out = append(out, p+" exists")
+		}
+	}
+	return out
+}
+
+// WrapperIntact says, for a wrapper install, whether /sbin/init still
+// leads to kxboot; a package upgrade that replaced it (without dpkg-divert)
+// turns the chain boot off silently otherwise.
+func WrapperIntact(fsys rootfs.FS, r *Record) (bool, string) {
+	if r == nil || r.Mode != Wrapper {
+		return true, ""
+	}
+	t, err := os.Readlink(fsys.Path(Init))
+	if err != nil || t != r.Binary {
+		return false, fmt.Sprintf("%s no longer leads to %s (an init package upgrade replaced it?); the chain boot does not run: kxboot uninstall, then kxboot install chain", Init, r.Binary)
+	}
+	return true, ""
+}

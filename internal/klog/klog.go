@@ -1,0 +1,107 @@
+// Package klog writes kxboot's log lines where a person can find them after
+// the fact: the kernel log (/dev/kmsg, which dmesg and journald show and
+// which survives until the next boot) and a terminal. It also reads back the
+// last chain decision from the kernel log for kxboot status.
+package klog
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Logger writes each line to the kernel log and to Out.
+type Logger struct {
+	kmsg io.WriteCloser
+	Out  io.Writer
+}
+
+// Open returns a logger on the machine's /dev/kmsg (skipped when it cannot
+// be opened) and out.
+func Open(fsys rootfs.FS, out io.Writer) *Logger {
+	l := &Logger{Out: out}
+	if f, err := os.OpenFile(fsys.Path("/dev/kmsg"), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		l.kmsg = f
+	}
+	return l
+}
+
+// Logf writes one line. In the kernel log it has priority 5 (notice), so
+// that it shows on a console set to the default log level of most
+// distributions only when it matters, and always in dmesg.
+func (l *Logger) Logf(format string, args ...any) {
+	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+	if l.kmsg != nil {
+		// One write is one record; the kernel splits nothing.
+		l.kmsg.Write([]byte("<5>" + msg + "\n"))
+	}
+	if l.Out != nil {
+		fmt.Fprintln(l.Out, msg)
+	}
+}
+
+// Close closes the kernel log.
+func (l *Logger) Close() {
+	if l.kmsg != nil {
+		l.kmsg.Close()
+	}
+}
+
+// ChainPrefix starts every line that records a chain decision.
+const ChainPrefix = "kxboot: chain: "
+
+// LastChain returns the last chain decision of this boot from the kernel
+// log ("hop: ..." or "boot on: ..."), or "" when there is none.
+func LastChain(fsys rootfs.FS) string {
+	var last string
+	for _, msg := range Messages(fsys) {
+		i := strings.Index(msg, ChainPrefix)
+		if i < 0 {
+			continue
+		}
+		rest := msg[i+len(ChainPrefix):]
+		if strings.HasPrefix(rest, "hop: ") || strings.HasPrefix(rest, "boot on: ") {
+			last = rest
+		}
+	}
+	return last
+}
+
+// Messages reads the kernel log: /dev/kmsg records are
+// "prio,seq,usec,flags;message" with continuation lines starting with a
+// space. Reading is non-blocking and stops at the end of the buffer.
+func Messages(fsys rootfs.FS) []string {
+	fd, err := unix.Open(fsys.Path("/dev/kmsg"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var data bytes.Buffer
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE {
+			continue // records were overwritten while reading: go on
+		}
+		if n <= 0 || err != nil {
+			break
+		}
+		data.Write(buf[:n])
+	}
+	var out []string
+	for _, line := range strings.Split(data.String(), "\n") {
+		if line == "" || line[0] == ' ' {
+			continue
+		}
+		if _, msg, ok := strings.Cut(line, ";"); ok {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
