@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kxboot/kxboot/internal/atomicfile"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/initwrap"
@@ -171,6 +173,15 @@ func ChooseMode(fsys rootfs.FS, want Mode) Mode {
 	return RunningInit(fsys)
 }
 
+// sameDevice says whether two in-machine paths are on one file system.
+func sameDevice(fsys rootfs.FS, a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(fsys.Path(a), &sa) != nil || unix.Stat(fsys.Path(b), &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
+}
+
 // separateBoot says whether /boot is its own mount.
 func separateBoot(fsys rootfs.FS) bool {
 	ms, _ := mounts.List(fsys)
@@ -252,6 +263,12 @@ func (m Machine) preflight(mode Mode, o Options) error {
 		}
 		if !m.FS.Exists(Init) {
 			return fmt.Errorf("%s does not exist, so there is no init to wrap; choose --mode systemd, sysvinit or openrc", Init)
+		}
+		// The kernel mounts only the root before it starts init: a
+		// binary on another file system (a separate /usr) would leave
+		// /sbin/init pointing at nothing.
+		if !sameDevice(m.FS, o.Binary, "/") {
+			return fmt.Errorf("%s is not on the root file system, which is all the kernel has mounted when it starts /sbin/init; copy kxboot to /sbin/kxboot and install with --binary /sbin/kxboot, or choose a service mode", o.Binary)
 		}
 	case Systemd:
 		if !m.FS.Exists("/lib/systemd/systemd") && !m.FS.Exists("/usr/lib/systemd/systemd") {
