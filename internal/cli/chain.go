@@ -25,6 +25,13 @@ Before the jump the writable file systems are remounted read-only.
 		fmt.Fprintln(env.Stdout, "kxboot chain: "+chain.Explain(env.FS))
 		return nil
 	}
+	// An early service may run before /proc, /sys or /dev are mounted
+	// (no initramfs mounted them); they stay for the init that follows.
+	if env.Mounts != nil {
+		if _, err := mounts.Early(env.FS, env.Mounts); err != nil {
+			fmt.Fprintf(env.Stderr, "kxboot: %v\n", err)
+		}
+	}
 	l := klog.Open(env.FS, env.Stderr)
 	defer l.Close()
 	devs := console.Devices(env.FS)
@@ -35,5 +42,5 @@ Before the jump the writable file systems are remounted read-only.
 		Window:     func(prompt string, d time.Duration) string { return console.Window(devs, prompt, d) },
 		BeforeJump: func() error { return mounts.RemountReadOnly(env.FS, env.Mounts) },
 	})
-	return nil
+	return nil // booting on is a success for the boot: the service must not fail it
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,6 +172,23 @@ func ChooseMode(fsys rootfs.FS, want Mode) Mode {
 		return Wrapper
 	}
 	return RunningInit(fsys)
+}
+
+// rcsName is the name of the rcS link: just before checkroot.sh (the root
+// is still read-only, /proc and /dev are there), or just after mountall.sh
+// when /boot is separate.
+func rcsName(fsys rootfs.FS, separateBoot bool) string {
+	n := 1
+	anchor, delta := "checkroot.sh", -1
+	if separateBoot {
+		anchor, delta = "mountall.sh", +1
+	}
+	if m, _ := fsys.Glob("/etc/rcS.d/S[0-9][0-9]" + anchor); len(m) > 0 {
+		if v, err := strconv.Atoi(path.Base(m[0])[1:3]); err == nil && v+delta >= 1 {
+			n = v + delta
+		}
+	}
+	return fmt.Sprintf("S%02dkxboot-chain", n)
 }
 
 // sameDevice says whether two in-machine paths are on one file system.
@@ -338,10 +356,14 @@ func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
 		steps = append(steps, m.dirs(SystemdWants)...)
 		steps = append(steps, Step{Kind: "link", Path: SystemdWants + "/kxboot-chain.service", Target: SystemdUnit})
 	case Sysvinit:
+		// One link made by hand, not update-rc.d: insserv renumbers the
+		// links of other scripts when one is added, and does not number
+		// them back when it is removed, so uninstall could not restore
+		// /etc/rcS.d as it was. The script's LSB header keeps it in
+		// place when insserv runs later for another package.
 		steps = append(steps, fileStep(InitScript, 0o755, sysvinitScript(o.Binary, sep)))
-		steps = append(steps, Step{Kind: "command",
-			Do:   []string{"update-rc.d", "kxboot-chain", "defaults"},
-			Undo: []string{"update-rc.d", "-f", "kxboot-chain", "remove"}})
+		steps = append(steps, m.dirs("/etc/rcS.d")...)
+		steps = append(steps, Step{Kind: "link", Path: "/etc/rcS.d/" + rcsName(m.FS, sep), Target: "../init.d/kxboot-chain"})
 	case OpenRC:
 		steps = append(steps, fileStep(InitScript, 0o755, openrcScript(o.Binary, sep)))
 		link := OpenRCLink
@@ -503,6 +525,14 @@ func (m Machine) undo(s *Step) error {
 		m.Report("removed %s", s.Path)
 	case "link":
 		t, err := os.Readlink(hp)
+		if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(s.Path, "/etc/rcS.d/S") {
+			// insserv may have renumbered it since.
+			if moved, _ := m.FS.Glob("/etc/rcS.d/S[0-9][0-9]" + s.Path[len("/etc/rcS.d/S00"):]); len(moved) == 1 {
+				m.Report("%s was renumbered to %s by insserv", s.Path, moved[0])
+				s.Path, hp = moved[0], m.FS.Path(moved[0])
+				t, err = os.Readlink(hp)
+			}
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			m.Report("%s is already gone", s.Path)

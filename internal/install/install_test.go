@@ -14,7 +14,7 @@ import (
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 )
 
-// fakeRunner does what dpkg-divert and update-rc.d do to the tree, so that
+// fakeRunner does what dpkg-divert does to the tree, so that
 // the test can compare trees; failAt makes one command fail.
 type fakeRunner struct {
 	fs     rootfs.FS
@@ -36,12 +36,6 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 			return nil // "No diversion ..., none removed"
 		}
 		return os.Rename(f.fs.Path(args[3]), f.fs.Path(args[len(args)-1]))
-	case name == "update-rc.d" && args[1] == "defaults":
-		os.MkdirAll(f.fs.Path("/etc/rcS.d"), 0o755)
-		return os.Symlink("../init.d/kxboot-chain", f.fs.Path("/etc/rcS.d/S01kxboot-chain"))
-	case name == "update-rc.d" && args[2] == "remove":
-		os.Remove(f.fs.Path("/etc/rcS.d/S01kxboot-chain"))
-		return nil
 	}
 	return fmt.Errorf("unexpected command %s", line)
 }
@@ -56,7 +50,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		"/etc/default/grub":                  "GRUB_TIMEOUT=5\n",
 		"/boot/vmlinuz-6.1.0-56-cloud-amd64": "B",
 		"/proc/self/mounts":                  "/dev/vda1 / ext4 rw 0 0\n",
-		"/etc/rcS.d/README":                  "runlevel S\n",
+		"/etc/rcS.d/S04checkroot.sh":         "",
 		"/etc/init.d/README":                 "init scripts\n",
 		"/etc/systemd/system/README":         "units\n",
 	}
@@ -132,7 +126,7 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 		{"systemd", Auto, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd"}},
 		{"sysvinit", Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}},
 		{"systemd", Systemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + SystemdUnit}},
-		{"sysvinit", Sysvinit, map[string]string{"/etc/rcS.d/S01kxboot-chain": "link ../init.d/kxboot-chain"}},
+		{"sysvinit", Sysvinit, map[string]string{"/etc/rcS.d/S03kxboot-chain": "link ../init.d/kxboot-chain"}},
 		{"openrc", OpenRC, map[string]string{OpenRCLink: "link " + InitScript}},
 	}
 	for _, tt := range tests {
@@ -189,10 +183,10 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 func TestCrashedInstallIsUndone(t *testing.T) {
 	fsys, run := debian(t, "sysvinit")
 	before := snapshot(t, fsys)
-	run.failAt = "update-rc.d kxboot-chain defaults"
+	run.failAt = "dpkg-divert --package kxboot --divert /sbin/init.kxboot-orig --rename --add"
 	var out []string
 	m := machineFor(fsys, run, &out)
-	err := m.Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"})
+	err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"})
 	if err == nil || !strings.Contains(err.Error(), "undone by kxboot uninstall") {
 		t.Fatalf("err = %v", err)
 	}

@@ -73,13 +73,16 @@ exit 0
 `, req, before, bin)
 }
 
-// openrcScript runs in the sysinit runlevel once /sys and /dev are there,
-// before the root is checked and made writable; with a separate /boot, in
-// the boot runlevel after the local mounts.
+// openrcScript runs in the sysinit runlevel once /proc, /sys and /dev are
+// there, before the root is checked and made writable; with a separate
+// /boot, in the boot runlevel after the local mounts. The dependencies are
+// soft ("after", "before") and name both Alpine/Gentoo's services and
+// Debian's LSB ones: a "need" of a service the distribution does not have
+// would keep the chain boot from ever starting.
 func openrcScript(bin string, separateBoot bool) string {
-	deps := "need sysfs devfs\n\tbefore fsck root"
+	deps := "after sysfs devfs procfs mountkernfs.sh mountdevsubfs.sh\n\tbefore fsck root checkroot.sh checkfs.sh"
 	if separateBoot {
-		deps = "need localmount"
+		deps = "after localmount mountall.sh"
 	}
 	return fmt.Sprintf(`#!/sbin/openrc-run
 # Installed by kxboot install chain; removed by kxboot uninstall.

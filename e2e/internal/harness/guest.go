@@ -7,11 +7,15 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,10 +28,28 @@ type Logf func(format string, args ...any)
 // Options describe one guest.
 type Options struct {
 	Kernel   string        // host path given to -kernel
-	Initrd   string        // host path given to -initrd
+	Initrd   string        // host path given to -initrd; "" for none
 	Append   string        // the kernel command line
 	MemoryMB int           // guest memory; 0 means DefaultMemoryMB
 	Timeout  time.Duration // the whole run, after which qemu is killed; 0 means DefaultTimeout
+	// Disk, if set, is a raw disk image attached as a virtio drive: the
+	// guest's /dev/vda. The guest writes to it.
+	Disk string
+	// Reboot makes a reboot inside the guest (or a panic or triple fault
+	// that resets the machine) boot Kernel again on the same disk, as a
+	// provider's forced kernel comes back. Without it a reset ends qemu.
+	// Start does it by starting qemu again with the same arguments when
+	// QMP says the guest reset: under TCG a reset inside one qemu process
+	// made later boots several times slower (soft lockups in
+	// clear_page_rep), on these machines.
+	Reboot bool
+	// InPlaceReset, with Reboot, leaves out -no-reboot instead, so qemu
+	// resets the machine itself, in the same process.
+	InPlaceReset bool
+	// MaxKernels, if not 0, kills qemu when more kernels than that have
+	// started (see Guest.Kernels): a reboot loop ends at once instead of
+	// at Timeout.
+	MaxKernels int
 	// ConsoleLog, if set, receives a copy of everything the console prints.
 	ConsoleLog string
 	// OnLine, if set, is called with each console line as it arrives, from
@@ -44,42 +66,66 @@ const (
 	DefaultTimeout = 2 * time.Minute
 )
 
-// Guest is a running QEMU process whose serial console is its stdin and
-// stdout.
+// Guest is a running QEMU guest whose serial console is qemu's stdin and
+// stdout. With Options.Reboot one guest may be several qemu processes in
+// turn, one per firmware boot; its console is one stream.
 type Guest struct {
-	opts  Options
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	start time.Time
+	opts   Options
+	qemu   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    io.WriteCloser // Options.ConsoleLog, or nil
+	qmpDir string         // holds the QMP socket, with Options.Reboot
+	start  time.Time
 
 	mu      sync.Mutex
+	cmd     *exec.Cmd      // the qemu process running now
+	stdin   io.WriteCloser // its standard input
 	lines   []string
 	partial string        // text after the last newline
 	changed chan struct{} // closed and replaced when lines or partial change
 	stderr  bytes.Buffer
+	kernels []string   // the release of each "Linux version" banner
+	tagged  int        // how many complete lines carry Tag
+	whens   []*trigger // SendWhen's pending triggers
+	limit   error      // why qemu was killed early, if it was
+	killed  bool       // Kill was called
+	resets  int        // firmware resets: qemu started again, or reset itself
 
-	done    chan struct{} // closed when qemu has exited and its output is read
+	done    chan struct{} // closed when qemu has exited for good and its output is read
 	waitErr error
 }
 
-// Args returns the qemu command line for opts.
+// Args returns the qemu command line for opts, without the QMP socket
+// that Start adds when opts.Reboot is set.
 func Args(opts Options) []string {
 	mem := opts.MemoryMB
 	if mem == 0 {
 		mem = DefaultMemoryMB
 	}
-	return []string{
+	args := []string{
 		"-accel", "tcg", // nested KVM does not work on these machines
 		"-m", strconv.Itoa(mem),
 		"-smp", "1",
 		"-nodefaults", "-no-user-config", "-nic", "none",
 		"-display", "none", "-monitor", "none",
 		"-serial", "stdio", // plain stdio: no mux, so Ctrl-A reaches the guest
-		"-no-reboot", // a reset or panic=-1 ends qemu instead of booting A again
-		"-kernel", opts.Kernel,
-		"-initrd", opts.Initrd,
-		"-append", opts.Append,
 	}
+	if !opts.Reboot || !opts.InPlaceReset {
+		// A reset or panic=-1 ends qemu instead of booting A again in
+		// the same process; with Reboot, Start then starts qemu again.
+		args = append(args, "-no-reboot")
+	}
+	args = append(args, "-kernel", opts.Kernel)
+	if opts.Initrd != "" {
+		args = append(args, "-initrd", opts.Initrd)
+	}
+	args = append(args, "-append", opts.Append)
+	if opts.Disk != "" {
+		// A comma in a file name is doubled in qemu's option syntax.
+		args = append(args, "-drive", "file="+strings.ReplaceAll(opts.Disk, ",", ",,")+",if=virtio,format=raw")
+	}
+	return args
 }
 
 // Start boots a guest.
@@ -88,7 +134,10 @@ func Start(opts Options) (*Guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range []string{opts.Kernel, opts.Initrd} {
+	for i, f := range []string{opts.Kernel, opts.Initrd, opts.Disk} {
+		if f == "" && i > 0 {
+			continue // no initrd, no disk
+		}
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("guest boot file: %w", err)
 		}
@@ -96,70 +145,198 @@ func Start(opts Options) (*Guest, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
-	g := &Guest{opts: opts, changed: make(chan struct{}), done: make(chan struct{})}
-	g.cmd = exec.CommandContext(ctx, qemu, Args(opts)...)
-	g.cmd.Stderr = lockedWriter{&g.mu, &g.stderr}
-	g.cmd.WaitDelay = 5 * time.Second
-	stdout, err := g.cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if g.stdin, err = g.cmd.StdinPipe(); err != nil {
-		cancel()
-		return nil, err
-	}
-	var log io.WriteCloser
+	g := &Guest{opts: opts, qemu: qemu, changed: make(chan struct{}), done: make(chan struct{})}
+	g.ctx, g.cancel = context.WithTimeout(context.Background(), opts.Timeout)
 	if opts.ConsoleLog != "" {
 		f, err := os.Create(opts.ConsoleLog)
 		if err != nil {
-			cancel()
+			g.cancel()
 			return nil, err
 		}
-		log = f
+		g.log = f
+	}
+	if opts.Reboot {
+		// Short: a socket's path has at most 107 bytes.
+		if g.qmpDir, err = os.MkdirTemp("", "kxqmp"); err != nil {
+			g.cleanup()
+			return nil, err
+		}
 	}
 	g.start = time.Now()
-	if err := g.cmd.Start(); err != nil {
-		cancel()
-		if log != nil {
-			log.Close()
-		}
-		return nil, fmt.Errorf("starting %s: %w", qemu, err)
+	p, err := g.launch()
+	if err != nil {
+		g.cleanup()
+		return nil, err
 	}
-	go func() {
-		defer cancel()
-		g.read(stdout, log)
-		err := g.cmd.Wait()
-		if ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("guest timed out after %v and was killed", opts.Timeout)
-		} else if err != nil {
-			err = fmt.Errorf("qemu: %w", err)
-		}
-		g.stdin.Close()
-		if log != nil {
-			log.Close()
-		}
-		g.mu.Lock()
-		g.waitErr = err
-		if g.partial != "" { // the last line had no newline
-			g.lines = append(g.lines, g.partial)
-			g.partial = ""
-		}
-		g.mu.Unlock()
-		close(g.done)
-	}()
+	go g.supervise(p)
 	return g, nil
 }
 
+// cleanup releases what Start took, once no qemu runs.
+func (g *Guest) cleanup() {
+	g.cancel()
+	if g.log != nil {
+		g.log.Close()
+	}
+	if g.qmpDir != "" {
+		os.RemoveAll(g.qmpDir)
+	}
+}
+
+// process is one qemu process of a guest.
+type process struct {
+	cmd    *exec.Cmd
+	stdout io.Reader
+	exited chan struct{} // closed once cmd.Wait has returned
+	reason chan string   // with Reboot: the reason of qemu's last SHUTDOWN event, once QMP is closed
+}
+
+// launch starts a qemu process and makes it the guest's current one.
+func (g *Guest) launch() (*process, error) {
+	args := Args(g.opts)
+	sock := ""
+	if g.qmpDir != "" {
+		sock = filepath.Join(g.qmpDir, "qmp.sock")
+		os.Remove(sock)
+		args = append(args, "-qmp", "unix:"+sock+",server=on,wait=off")
+	}
+	cmd := exec.CommandContext(g.ctx, g.qemu, args...)
+	cmd.Stderr = lockedWriter{&g.mu, &g.stderr}
+	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = dieWithUs()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", g.qemu, err)
+	}
+	g.mu.Lock()
+	g.cmd, g.stdin = cmd, stdin
+	g.mu.Unlock()
+	p := &process{cmd: cmd, stdout: stdout, exited: make(chan struct{})}
+	if sock != "" {
+		p.reason = make(chan string, 1)
+		go g.watchQMP(sock, p)
+	}
+	return p, nil
+}
+
+// supervise reads the console of each qemu process in turn. With Reboot, a
+// process that ended because the guest reset is followed by a new one: the
+// firmware boots the same kernel again on the same disk.
+func (g *Guest) supervise(p *process) {
+	for {
+		g.read(p.stdout)
+		err := p.cmd.Wait()
+		close(p.exited)
+		reason := ""
+		if p.reason != nil {
+			reason = <-p.reason
+		}
+		g.mu.Lock()
+		g.stdin.Close()
+		if g.partial != "" { // the last line had no newline
+			g.lines = append(g.lines, g.partial)
+			g.scan([]string{g.partial})
+			g.partial = ""
+			close(g.changed)
+			g.changed = make(chan struct{})
+		}
+		limit, killed := g.limit, g.killed
+		g.mu.Unlock()
+
+		if err == nil && reason == "guest-reset" && limit == nil && !killed && g.ctx.Err() == nil {
+			np, lerr := g.launch()
+			if lerr == nil {
+				g.mu.Lock()
+				g.resets++
+				g.mu.Unlock()
+				p = np
+				continue
+			}
+			err = fmt.Errorf("starting qemu again after the guest reset: %w", lerr)
+		} else if limit != nil {
+			err = limit
+		} else if killed {
+			err = errors.New("qemu was killed by the test")
+		} else if g.ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("guest timed out after %v and was killed", g.opts.Timeout)
+		} else if err != nil {
+			err = fmt.Errorf("qemu: %w", err)
+		}
+		g.cleanup()
+		g.mu.Lock()
+		g.waitErr = err
+		g.mu.Unlock()
+		close(g.done)
+		return
+	}
+}
+
+// watchQMP connects to qemu's QMP socket and sends p.reason the reason of
+// the last SHUTDOWN event once qemu closes it ("" if none came); RESET
+// events (qemu resetting in place, with InPlaceReset) are counted.
+func (g *Guest) watchQMP(sock string, p *process) {
+	reason := ""
+	defer func() { p.reason <- reason }()
+	var conn net.Conn
+	for {
+		var err error
+		if conn, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	defer conn.Close()
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return
+	}
+	if _, err := io.WriteString(conn, `{"execute":"qmp_capabilities"}`+"\n"); err != nil {
+		return
+	}
+	for {
+		var msg struct {
+			Event string `json:"event"`
+			Data  struct {
+				Guest  bool   `json:"guest"`
+				Reason string `json:"reason"`
+			} `json:"data"`
+		}
+		if err := dec.Decode(&msg); err != nil {
+			return // qemu has closed the socket: it is ending
+		}
+		switch msg.Event {
+		case "SHUTDOWN":
+			reason = msg.Data.Reason
+		case "RESET":
+			if msg.Data.Guest {
+				g.mu.Lock()
+				g.resets++
+				g.mu.Unlock()
+			}
+		}
+	}
+}
+
 // read splits the console into lines until qemu closes it.
-func (g *Guest) read(r io.Reader, log io.Writer) {
+func (g *Guest) read(r io.Reader) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if log != nil {
-				log.Write(buf[:n])
+			if g.log != nil {
+				g.log.Write(buf[:n])
 			}
 			g.mu.Lock()
 			text := g.partial + strings.ReplaceAll(string(buf[:n]), "\r", "")
@@ -167,6 +344,7 @@ func (g *Guest) read(r io.Reader, log io.Writer) {
 			complete := parts[:len(parts)-1]
 			g.lines = append(g.lines, complete...)
 			g.partial = parts[len(parts)-1]
+			g.scan(complete)
 			close(g.changed)
 			g.changed = make(chan struct{})
 			g.mu.Unlock()
@@ -189,8 +367,20 @@ func (g *Guest) Send(s string) error {
 		return errors.New("guest has exited")
 	default:
 	}
-	_, err := io.WriteString(g.stdin, s)
+	g.mu.Lock()
+	stdin := g.stdin
+	g.mu.Unlock()
+	_, err := io.WriteString(stdin, s)
 	return err
+}
+
+// Resets returns how many times the machine went through its firmware
+// again: a reboot (or a panic or triple fault) that brought the provider's
+// kernel back. len(Kernels()) - 1 - Resets() is the number of kexec hops.
+func (g *Guest) Resets() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.resets
 }
 
 // WaitFor waits until a console line (or the unfinished last line, such as
@@ -252,9 +442,12 @@ func (g *Guest) Err() error {
 	return g.waitErr
 }
 
-// Kill ends qemu now.
+// Kill ends qemu now, for good.
 func (g *Guest) Kill() {
-	g.cmd.Process.Kill()
+	g.mu.Lock()
+	g.killed = true
+	g.mu.Unlock()
+	g.cancel() // kills the qemu that runs and keeps another from starting
 	<-g.done
 }
 
@@ -309,4 +502,147 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// bannerRE matches the kernel's first console line: "Linux version
+// RELEASE (builder) ...", after a printk time stamp or not.
+var bannerRE = regexp.MustCompile(`(?:^|\] )Linux version (\S+) \(`)
+
+// KernelStarts returns the release of every kernel that started on the
+// console lines, in order: one banner per boot, whether it came from
+// firmware (qemu's -kernel) or from kexec.
+func KernelStarts(lines []string) []string {
+	var rels []string
+	for _, l := range lines {
+		if m := bannerRE.FindStringSubmatch(l); m != nil {
+			rels = append(rels, m[1])
+		}
+	}
+	return rels
+}
+
+// trigger is a pending SendWhen.
+type trigger struct {
+	substr, keys string
+	sent         chan struct{}
+}
+
+// scan looks at new complete lines (and the unfinished last one) for
+// banners, tagged lines and triggers. g.mu is held.
+func (g *Guest) scan(complete []string) {
+	for _, l := range complete {
+		if m := bannerRE.FindStringSubmatch(l); m != nil {
+			g.kernels = append(g.kernels, m[1])
+			if max := g.opts.MaxKernels; max > 0 && len(g.kernels) > max && g.limit == nil {
+				g.limit = fmt.Errorf("guest started kernel number %d (%s); the limit is %d: killed it", len(g.kernels), m[1], max)
+				g.cmd.Process.Kill()
+			}
+		}
+		if strings.Contains(l, Tag) {
+			g.tagged++
+		}
+	}
+	if len(g.whens) == 0 {
+		return
+	}
+	pending := g.whens[:0]
+	for _, t := range g.whens {
+		hit := strings.Contains(g.partial, t.substr)
+		for _, l := range complete {
+			hit = hit || strings.Contains(l, t.substr)
+		}
+		if !hit {
+			pending = append(pending, t)
+			continue
+		}
+		go func(t *trigger) {
+			g.Send(t.keys)
+			close(t.sent)
+		}(t)
+	}
+	g.whens = pending
+}
+
+// Kernels returns the release of every kernel that has started so far,
+// from the "Linux version" banners on the console: a reset into kernel A
+// and a kexec hop into B each add one. Tests prove "exactly one hop" with
+// it. The banner is printed at KERN_NOTICE: keep "quiet" and loglevel<6
+// off the command line.
+func (g *Guest) Kernels() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.kernels...)
+}
+
+// SendWhen sends keys to the serial console as soon as a line that the
+// console prints from now on (the unfinished last line too: a prompt)
+// contains substr, once. The returned channel is closed once they are
+// sent. It does not block: the test may wait for something else
+// meanwhile, such as the next boot's report.
+func (g *Guest) SendWhen(substr, keys string) <-chan struct{} {
+	t := &trigger{substr: substr, keys: keys, sent: make(chan struct{})}
+	g.mu.Lock()
+	g.whens = append(g.whens, t)
+	g.mu.Unlock()
+	return t.sent
+}
+
+// WaitReport waits until the tagged lines of the console satisfy cond, and
+// returns their report. It fails when the guest exits first or timeout
+// passes; the report so far is returned in every case.
+func (g *Guest) WaitReport(cond func(r *Report) bool, timeout time.Duration) (*Report, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	seen := -1
+	for {
+		g.mu.Lock()
+		tagged, changed := g.tagged, g.changed
+		g.mu.Unlock()
+		if tagged != seen {
+			seen = tagged
+			if r := Parse(g.Lines()); cond(r) {
+				return r, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-g.done:
+			r := Parse(g.Lines())
+			if cond(r) {
+				return r, nil
+			}
+			return r, fmt.Errorf("guest exited (%v) before it reported that", g.Err())
+		case <-deadline.C:
+			return Parse(g.Lines()), fmt.Errorf("not reported within %v", timeout)
+		}
+	}
+}
+
+// WaitBoot waits for the runner's report of boot n (see runner.go): the
+// lines from "stage: n" to "script: ...", printed before boot-n.sh runs.
+// It returns that stage's report.
+func (g *Guest) WaitBoot(n int, timeout time.Duration) (*Report, error) {
+	stage := strconv.Itoa(n)
+	r, err := g.WaitReport(func(r *Report) bool {
+		_, ok := r.Stage(stage).Get("script")
+		return ok
+	}, timeout)
+	if err != nil {
+		return r.Stage(stage), fmt.Errorf("the runner's report of boot %d: %w (boots reported: %v; kernels started: %v)", n, err, r.All("boot"), g.Kernels())
+	}
+	return r.Stage(stage), nil
+}
+
+// WaitEnd waits until the runner of boot n has reported "end: ACTION",
+// after boot-n.sh, and returns that stage's report.
+func (g *Guest) WaitEnd(n int, timeout time.Duration) (*Report, error) {
+	stage := strconv.Itoa(n)
+	r, err := g.WaitReport(func(r *Report) bool {
+		_, ok := r.Stage(stage).Get("end")
+		return ok
+	}, timeout)
+	if err != nil {
+		return r.Stage(stage), fmt.Errorf("the end of boot %d: %w (boots reported: %v; kernels started: %v)", n, err, r.All("boot"), g.Kernels())
+	}
+	return r.Stage(stage), nil
 }

@@ -1,0 +1,217 @@
+package harness
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestArgsDisk(t *testing.T) {
+	o := Options{Kernel: "/k", Initrd: "/i", Append: "root=/dev/vda", Disk: "/d/a,b.img"}
+	args := strings.Join(Args(o), " ")
+	for _, want := range []string{"-no-reboot", "-drive file=/d/a,,b.img,if=virtio,format=raw", "-initrd /i", "-m 1024", "-smp 1"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("Args %q lacks %q", args, want)
+		}
+	}
+	// Reboot starts qemu again after a reset, so qemu itself must still
+	// exit on a reset; only InPlaceReset leaves -no-reboot out.
+	o.Reboot = true
+	if !strings.Contains(strings.Join(Args(o), " "), "-no-reboot") {
+		t.Errorf("Reboot: want -no-reboot (the harness starts qemu again)")
+	}
+	o.InPlaceReset = true
+	o.Initrd = ""
+	args = strings.Join(Args(o), " ")
+	if strings.Contains(args, "-no-reboot") || strings.Contains(args, "-initrd") {
+		t.Errorf("InPlaceReset without initrd: got %q", args)
+	}
+}
+
+func TestKernelStarts(t *testing.T) {
+	lines := []string{
+		"[    0.000000] Linux version 6.1.0-55-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP",
+		"KXTEST cmdline: Linux version is not a banner",
+		"SeaBIOS (version 1.16.2)",
+		"Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP",
+		"[   40.7] reboot: Restarting system",
+		"[    0.000000] Linux version 6.1.0-55-cloud-amd64 (x) y",
+	}
+	got := KernelStarts(lines)
+	want := []string{"6.1.0-55-cloud-amd64", "6.1.0-56-cloud-amd64", "6.1.0-55-cloud-amd64"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("KernelStarts: got %q; want %q", got, want)
+	}
+}
+
+func TestDeb822(t *testing.T) {
+	st := deb822(`Types: deb
+# a comment
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+`)
+	if len(st) != 2 || st[0]["uris"] != "http://mirror.example/debian" || st[1]["suites"] != "bookworm-security" {
+		t.Errorf("deb822: got %v", st)
+	}
+}
+
+func TestRecipes(t *testing.T) {
+	seen := map[string]string{}
+	for _, f := range Flavours {
+		rec, err := recipeFor(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := recipeHash(f, rec, "a", "b")
+		if other, ok := seen[h]; ok {
+			t.Errorf("flavours %s and %s have the same recipe hash", f, other)
+		}
+		seen[h] = f
+		if recipeHash(f, rec, "a", "c") == h {
+			t.Errorf("%s: the hash ignores kernel B", f)
+		}
+		// Every shell text the recipe writes must parse.
+		for p, file := range guestFiles(f) {
+			if strings.HasPrefix(file.data, "#!/bin/sh") || strings.HasSuffix(p, ".sh") {
+				checkShell(t, f+":"+p, file.data)
+			}
+		}
+	}
+	if _, err := recipeFor("upstart"); err == nil {
+		t.Errorf("recipeFor(upstart): no error")
+	}
+	checkShell(t, "lib.sh", guestLib)
+}
+
+func checkShell(t *testing.T, name, text string) {
+	t.Helper()
+	cmd := exec.Command("sh", "-n")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%s does not parse: %v\n%s", name, err, out)
+	}
+}
+
+// TestGuestLib runs lib.sh's step and kx_ helpers on the host and reads
+// their output with Parse, as a test reads a guest's console.
+func TestGuestLib(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib.sh")
+	if err := os.WriteFile(lib, []byte(guestLib), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `. "$1"; KX_RUN=$2
+say stage 7
+n=keep
+step two sh -c 'echo out1; echo out2; echo err1 >&2; exit 3'
+say n "$n"
+( say inside yes; kx_reboot; say after no )
+say action "$(cat "$KX_RUN/action")"
+say mode "$(kx_rootmode)"
+`
+	out, err := exec.Command("sh", "-c", script, "sh", lib, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := Parse(strings.Split(string(out), "\n")).Stage("7")
+	s := r.Step("two")
+	if !reflect.DeepEqual(s.Out, []string{"out1", "out2"}) || s.Stderr() != "err1" || s.RC != 3 {
+		t.Errorf("step: got %+v", s)
+	}
+	for k, want := range map[string]string{"n": "keep", "inside": "yes", "action": "reboot"} {
+		if got, _ := r.Get(k); got != want {
+			t.Errorf("%s: got %q; want %q\n%s", k, got, want, out)
+		}
+	}
+	if _, ok := r.Get("after"); ok {
+		t.Errorf("kx_reboot did not leave the script")
+	}
+	if m, _ := r.Get("mode"); m != "rw" && m != "ro" {
+		t.Errorf("kx_rootmode: %q", m)
+	}
+}
+
+// TestInject writes files into a small ext4 image, through a /sbin ->
+// usr/sbin link as in Debian's merged /usr, and reads them back.
+func TestInject(t *testing.T) {
+	for _, tool := range []string{"mke2fs", "debugfs"} {
+		if !exists(sbin(tool)) {
+			t.Skipf("%s is not installed (e2fsprogs)", tool)
+		}
+	}
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	for _, d := range []string{"usr/sbin", "etc"} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("usr/sbin", filepath.Join(tree, "sbin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "etc/old"), []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	if out, err := exec.Command(sbin("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree, disk, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	host := filepath.Join(dir, "host file")
+	if err := os.WriteFile(host, []byte("from the host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Inject(disk,
+		GuestFile{Path: "/etc/kxtest/boot-1.sh", Data: []byte("say hi\n")},
+		GuestFile{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: host},
+		GuestFile{Path: "/sbin/init-wrapper", Mode: 0o4755, Data: []byte("#!/bin/sh\n")},
+		GuestFile{Path: "/sbin/new/dir/f", Data: []byte("deep\n")},
+		GuestFile{Path: "/etc/old", Mode: 0o640, Data: []byte("new\n")},
+		GuestFile{Path: "/etc/link", Target: "../usr/local/sbin/kxboot"},
+		GuestFile{Path: "/var/lib/kxtest", Dir: true, Mode: 0o700},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, mode, data string }{
+		{"/etc/kxtest/boot-1.sh", "0644", "say hi\n"},
+		{"/usr/local/sbin/kxboot", "0755", "from the host\n"},
+		{"/usr/sbin/init-wrapper", "04755", "#!/bin/sh\n"},
+		{"/usr/sbin/new/dir/f", "0644", "deep\n"},
+		{"/etc/old", "0640", "new\n"},
+		{"/etc/kxtest", "0755", ""},
+		{"/var/lib/kxtest", "0700", ""},
+	} {
+		st, err := exec.Command(sbin("debugfs"), "-R", "stat "+c.path, disk).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(st), "Mode:  "+c.mode) || !strings.Contains(string(st), "User:     0   Group:     0") {
+			t.Errorf("%s: want mode %s, owner 0:0; debugfs says:\n%s", c.path, c.mode, st)
+		}
+		if c.data != "" {
+			got, err := exec.Command(sbin("debugfs"), "-R", "cat "+c.path, disk).Output()
+			if err != nil || string(got) != c.data {
+				t.Errorf("%s holds %q (%v); want %q", c.path, got, err, c.data)
+			}
+		}
+	}
+	if st, _ := exec.Command(sbin("debugfs"), "-R", "stat /etc/link", disk).Output(); !strings.Contains(string(st), `Fast link dest: "../usr/local/sbin/kxboot"`) {
+		t.Errorf("/etc/link:\n%s", st)
+	}
+	if err := Inject(disk, GuestFile{Path: "relative"}); err == nil {
+		t.Errorf("a relative path: no error")
+	}
+	if err := Inject(disk, GuestFile{Path: "/etc/kxtest/boot-1.sh/x", Data: []byte("x")}); err == nil {
+		t.Errorf("a file below a regular file: no error")
+	}
+}
