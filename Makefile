@@ -18,14 +18,14 @@ vet:
 
 # Every test: unit tests, fuzz seeds, build checks and the QEMU end-to-end cases.
 test: deps vet
-	go test -count=1 -timeout 40m ./...
+	go test -count=1 -timeout 80m ./...
 
 # Unit tests only: no QEMU, no root needed.
 unit:
 	go test -count=1 ./internal/... ./cmd/...
 
 e2e: deps
-	go test -count=1 -timeout 40m -v ./e2e/
+	go test -count=1 -timeout 80m -v ./e2e/
 
 fuzz:
 	go test -run XXX -fuzz FuzzParse -fuzztime 30s ./internal/cmdline
