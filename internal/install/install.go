@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +86,10 @@ type Step struct {
 	Mode   uint32   `json:"mode,omitempty"`
 	Do     []string `json:"do,omitempty"`
 	Undo   []string `json:"undo,omitempty"`
-	Done   bool     `json:"done"`
+	// Saved is, for "rcsnap", the sysvinit boot order as it was: each
+	// /etc/rc?.d link and its target, each /etc/init.d/.depend.* and its text.
+	Saved map[string]string `json:"saved,omitempty"`
+	Done  bool              `json:"done"`
 
 	content []byte // for "file": what to write
 }
@@ -174,21 +176,71 @@ func ChooseMode(fsys rootfs.FS, want Mode) Mode {
 	return RunningInit(fsys)
 }
 
-// rcsName is the name of the rcS link: just before checkroot.sh (the root
-// is still read-only, /proc and /dev are there), or just after mountall.sh
-// when /boot is separate.
-func rcsName(fsys rootfs.FS, separateBoot bool) string {
-	n := 1
-	anchor, delta := "checkroot.sh", -1
-	if separateBoot {
-		anchor, delta = "mountall.sh", +1
-	}
-	if m, _ := fsys.Glob("/etc/rcS.d/S[0-9][0-9]" + anchor); len(m) > 0 {
-		if v, err := strconv.Atoi(path.Base(m[0])[1:3]); err == nil && v+delta >= 1 {
-			n = v + delta
+// rcOrder reads the sysvinit boot order: every link of /etc/rc?.d with its
+// target, and the text of insserv's /etc/init.d/.depend.* files.
+func rcOrder(fsys rootfs.FS) map[string]string {
+	out := map[string]string{}
+	links, _ := fsys.Glob("/etc/rc?.d/*")
+	for _, l := range links {
+		if t, err := os.Readlink(fsys.Path(l)); err == nil {
+			out[l] = "link:" + t
 		}
 	}
-	return fmt.Sprintf("S%02dkxboot-chain", n)
+	deps, _ := fsys.Glob("/etc/init.d/.depend.*")
+	for _, d := range deps {
+		if b, err := fsys.ReadFile(d); err == nil {
+			out[d] = "file:" + string(b)
+		}
+	}
+	return out
+}
+
+// scripts is the set of rc entries by directory and target, numbers aside.
+func scripts(order map[string]string) map[string]bool {
+	set := map[string]bool{}
+	for p, v := range order {
+		if strings.HasPrefix(v, "link:") {
+			set[path.Dir(p)+" "+v] = true
+		}
+	}
+	return set
+}
+
+// restoreOrder puts the saved boot order back when the scripts are the same
+// ones and only their numbers differ (what insserv's renumbering leaves);
+// when another package added or removed a script since, insserv's order
+// stays and the report says so.
+func (m Machine) restoreOrder(saved map[string]string) {
+	now := rcOrder(m.FS)
+	a, b := scripts(saved), scripts(now)
+	same := len(a) == len(b)
+	for k := range a {
+		same = same && b[k]
+	}
+	if !same {
+		m.Report("the sysvinit boot order changed since install (scripts were added or removed); left /etc/rc?.d as insserv made it")
+		return
+	}
+	for p, v := range now {
+		if saved[p] != v && strings.HasPrefix(v, "link:") {
+			os.Remove(m.FS.Path(p))
+		}
+	}
+	changed := false
+	for p, v := range saved {
+		if now[p] == v {
+			continue
+		}
+		changed = true
+		if t, ok := strings.CutPrefix(v, "link:"); ok {
+			os.Symlink(t, m.FS.Path(p))
+		} else if text, ok := strings.CutPrefix(v, "file:"); ok {
+			atomicfile.Write(m.FS.Path(p), []byte(text), 0o644)
+		}
+	}
+	if changed {
+		m.Report("put the sysvinit boot order back as it was before the install (insserv had renumbered it)")
+	}
 }
 
 // sameDevice says whether two in-machine paths are on one file system.
@@ -356,14 +408,16 @@ func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
 		steps = append(steps, m.dirs(SystemdWants)...)
 		steps = append(steps, Step{Kind: "link", Path: SystemdWants + "/kxboot-chain.service", Target: SystemdUnit})
 	case Sysvinit:
-		// One link made by hand, not update-rc.d: insserv renumbers the
-		// links of other scripts when one is added, and does not number
-		// them back when it is removed, so uninstall could not restore
-		// /etc/rcS.d as it was. The script's LSB header keeps it in
-		// place when insserv runs later for another package.
+		// Debian's rc runs the scripts insserv knows (its .depend files),
+		// so the script must go through update-rc.d. insserv renumbers
+		// other scripts' links when one is added and does not number them
+		// back on removal: the boot order is saved first and put back
+		// exactly at uninstall.
 		steps = append(steps, fileStep(InitScript, 0o755, sysvinitScript(o.Binary, sep)))
-		steps = append(steps, m.dirs("/etc/rcS.d")...)
-		steps = append(steps, Step{Kind: "link", Path: "/etc/rcS.d/" + rcsName(m.FS, sep), Target: "../init.d/kxboot-chain"})
+		steps = append(steps, Step{Kind: "rcsnap", Path: "/etc"})
+		steps = append(steps, Step{Kind: "command",
+			Do:   []string{"update-rc.d", "kxboot-chain", "defaults"},
+			Undo: []string{"update-rc.d", "-f", "kxboot-chain", "remove"}})
 	case OpenRC:
 		steps = append(steps, fileStep(InitScript, 0o755, openrcScript(o.Binary, sep)))
 		link := OpenRCLink
@@ -416,6 +470,8 @@ func (m Machine) do(s *Step) error {
 			return fmt.Errorf("cannot move %s to %s: %w", s.Path, s.Target, err)
 		}
 		m.Report("moved %s to %s", s.Path, s.Target)
+	case "rcsnap":
+		s.Saved = rcOrder(m.FS)
 	case "command":
 		if err := m.Run.Run(s.Do[0], s.Do[1:]...); err != nil {
 			return err
@@ -488,6 +544,8 @@ func (m Machine) inPlace(s *Step) bool {
 		return err == nil
 	case "command":
 		return true // the undo commands are safe to run when nothing is there
+	case "rcsnap":
+		return s.Saved != nil
 	}
 	return false
 }
@@ -525,14 +583,6 @@ func (m Machine) undo(s *Step) error {
 		m.Report("removed %s", s.Path)
 	case "link":
 		t, err := os.Readlink(hp)
-		if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(s.Path, "/etc/rcS.d/S") {
-			// insserv may have renumbered it since.
-			if moved, _ := m.FS.Glob("/etc/rcS.d/S[0-9][0-9]" + s.Path[len("/etc/rcS.d/S00"):]); len(moved) == 1 {
-				m.Report("%s was renumbered to %s by insserv", s.Path, moved[0])
-				s.Path, hp = moved[0], m.FS.Path(moved[0])
-				t, err = os.Readlink(hp)
-			}
-		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			m.Report("%s is already gone", s.Path)
@@ -562,6 +612,8 @@ func (m Machine) undo(s *Step) error {
 			return fmt.Errorf("cannot move %s back to %s: %w", s.Target, s.Path, err)
 		}
 		m.Report("moved %s back to %s", s.Target, s.Path)
+	case "rcsnap":
+		m.restoreOrder(s.Saved)
 	case "command":
 		if err := m.Run.Run(s.Undo[0], s.Undo[1:]...); err != nil {
 			return err

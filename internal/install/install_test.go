@@ -14,7 +14,7 @@ import (
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 )
 
-// fakeRunner does what dpkg-divert does to the tree, so that
+// fakeRunner does what dpkg-divert and update-rc.d (insserv) do to the tree, so that
 // the test can compare trees; failAt makes one command fail.
 type fakeRunner struct {
 	fs     rootfs.FS
@@ -31,6 +31,15 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 	switch {
 	case name == "dpkg-divert" && args[len(args)-2] == "--add":
 		return os.Rename(f.fs.Path(args[len(args)-1]), f.fs.Path(args[3]))
+	case name == "update-rc.d" && args[1] == "defaults":
+		// insserv: the new script goes in, and a later one is renumbered.
+		os.Rename(f.fs.Path("/etc/rcS.d/S04checkroot.sh"), f.fs.Path("/etc/rcS.d/S05checkroot.sh"))
+		os.WriteFile(f.fs.Path("/etc/init.d/.depend.boot"), []byte("kxboot-chain: mountkernfs\ncheckroot.sh: kxboot-chain\n"), 0o644)
+		return os.Symlink("../init.d/kxboot-chain", f.fs.Path("/etc/rcS.d/S04kxboot-chain"))
+	case name == "update-rc.d" && args[2] == "remove":
+		// insserv: the script goes, the others keep their new numbers.
+		os.Remove(f.fs.Path("/etc/rcS.d/S04kxboot-chain"))
+		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.boot"), []byte("checkroot.sh: mountkernfs\n"), 0o644)
 	case name == "dpkg-divert" && args[len(args)-2] == "--remove":
 		if _, err := os.Lstat(f.fs.Path(args[3])); err != nil {
 			return nil // "No diversion ..., none removed"
@@ -50,7 +59,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		"/etc/default/grub":                  "GRUB_TIMEOUT=5\n",
 		"/boot/vmlinuz-6.1.0-56-cloud-amd64": "B",
 		"/proc/self/mounts":                  "/dev/vda1 / ext4 rw 0 0\n",
-		"/etc/rcS.d/S04checkroot.sh":         "",
+		"/etc/init.d/.depend.boot":           "checkroot.sh:\n",
 		"/etc/init.d/README":                 "init scripts\n",
 		"/etc/systemd/system/README":         "units\n",
 	}
@@ -67,6 +76,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		files["/sbin/openrc-run"] = "openrc-run"
 		files["/run/openrc/softlevel"] = "default"
 	}
+	links["/etc/rcS.d/S04checkroot.sh"] = "../init.d/checkroot.sh"
 	fsys := rootfstest.Tree(t, files, links)
 	os.Chmod(fsys.Path("/usr/local/sbin/kxboot"), 0o755)
 	return fsys, &fakeRunner{fs: fsys}
@@ -126,7 +136,7 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 		{"systemd", Auto, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd"}},
 		{"sysvinit", Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}},
 		{"systemd", Systemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + SystemdUnit}},
-		{"sysvinit", Sysvinit, map[string]string{"/etc/rcS.d/S03kxboot-chain": "link ../init.d/kxboot-chain"}},
+		{"sysvinit", Sysvinit, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", "/etc/rcS.d/S05checkroot.sh": "link ../init.d/checkroot.sh"}},
 		{"openrc", OpenRC, map[string]string{OpenRCLink: "link " + InitScript}},
 	}
 	for _, tt := range tests {
@@ -183,10 +193,10 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 func TestCrashedInstallIsUndone(t *testing.T) {
 	fsys, run := debian(t, "sysvinit")
 	before := snapshot(t, fsys)
-	run.failAt = "dpkg-divert --package kxboot --divert /sbin/init.kxboot-orig --rename --add"
+	run.failAt = "update-rc.d kxboot-chain defaults"
 	var out []string
 	m := machineFor(fsys, run, &out)
-	err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"})
+	err := m.Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"})
 	if err == nil || !strings.Contains(err.Error(), "undone by kxboot uninstall") {
 		t.Fatalf("err = %v", err)
 	}
