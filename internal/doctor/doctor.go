@@ -196,11 +196,7 @@ func checkKernel(in Input, p plan.Plan) (int64, Check) {
 	if err := in.FS.Trusted(p.Kernel); err != nil {
 		return 0, Check{name, Fail, err.Error(), ""}
 	}
-	arch := info.Kind.Arch()
-	if arch == "" {
-		arch = "arm64"
-	}
-	if arch != in.Arch {
+	if arch := info.Kind.Arch(); arch != in.Arch {
 		return 0, Check{name, Fail, fmt.Sprintf("%s is an %s kernel (%s) and this machine is %s", p.Kernel, arch, info.Kind, in.Arch), "name a kernel built for " + in.Arch}
 	}
 	st, _ := os.Stat(in.FS.Path(p.Kernel))

@@ -142,11 +142,7 @@ func (e *Engine) openKernel(path string) (*os.File, kimage.Kind, error) {
 	if err := e.FS.Trusted(path); err != nil {
 		return nil, 0, fmt.Errorf("refusing kernel %s: %w", path, err)
 	}
-	arch := info.Kind.Arch()
-	if info.Kind == kimage.Gzip || info.Kind == kimage.EFIZboot {
-		arch = "arm64" // both are unpacked to an arm64 Image
-	}
-	if arch != e.MachineArch() {
+	if arch := info.Kind.Arch(); arch != e.MachineArch() {
 		return nil, 0, fmt.Errorf("cannot load %s: it is an %s kernel (%s) and this machine is %s; name a kernel built for %s", path, arch, info.Kind, e.MachineArch(), e.MachineArch())
 	}
 	if info.Kind == kimage.BzImage || info.Kind == kimage.Arm64 {

@@ -34,12 +34,14 @@ var names = map[Kind]string{
 
 func (k Kind) String() string { return names[k] }
 
-// Arch is the GOARCH the image runs on, "" when the format does not say.
+// Arch is the GOARCH of the kernel the image holds, "" when unknown. kexec
+// accepts Image.gz and EFI zboot only on arm64, where kxboot unpacks them
+// to an arm64 Image.
 func (k Kind) Arch() string {
 	switch k {
 	case BzImage:
 		return "amd64"
-	case Arm64:
+	case Arm64, Gzip, EFIZboot:
 		return "arm64"
 	}
 	return ""

@@ -622,27 +622,24 @@ func (g *Guest) WaitReport(cond func(r *Report) bool, timeout time.Duration) (*R
 // lines from "stage: n" to "script: ...", printed before boot-n.sh runs.
 // It returns that stage's report.
 func (g *Guest) WaitBoot(n int, timeout time.Duration) (*Report, error) {
-	stage := strconv.Itoa(n)
-	r, err := g.WaitReport(func(r *Report) bool {
-		_, ok := r.Stage(stage).Get("script")
-		return ok
-	}, timeout)
-	if err != nil {
-		return r.Stage(stage), fmt.Errorf("the runner's report of boot %d: %w (boots reported: %v; kernels started: %v)", n, err, r.All("boot"), g.Kernels())
-	}
-	return r.Stage(stage), nil
+	return g.waitStage(n, "script", "the runner's report of boot", timeout)
 }
 
 // WaitEnd waits until the runner of boot n has reported "end: ACTION",
 // after boot-n.sh, and returns that stage's report.
 func (g *Guest) WaitEnd(n int, timeout time.Duration) (*Report, error) {
+	return g.waitStage(n, "end", "the end of boot", timeout)
+}
+
+// waitStage waits until stage n has reported key.
+func (g *Guest) waitStage(n int, key, what string, timeout time.Duration) (*Report, error) {
 	stage := strconv.Itoa(n)
 	r, err := g.WaitReport(func(r *Report) bool {
-		_, ok := r.Stage(stage).Get("end")
+		_, ok := r.Stage(stage).Get(key)
 		return ok
 	}, timeout)
 	if err != nil {
-		return r.Stage(stage), fmt.Errorf("the end of boot %d: %w (boots reported: %v; kernels started: %v)", n, err, r.All("boot"), g.Kernels())
+		return r.Stage(stage), fmt.Errorf("%s %d: %w (boots reported: %v; kernels started: %v)", what, n, err, r.All("boot"), g.Kernels())
 	}
 	return r.Stage(stage), nil
 }
