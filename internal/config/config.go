@@ -39,9 +39,25 @@ type Config struct {
 	// AbortSeconds is how long the chain boot waits for a key on the
 	// consoles before it hops; 0 skips the wait.
 	AbortSeconds int
-	Values       map[string]string
-	Line         map[string]int
-	Warnings     []string
+	// MaxTries is how many hops in a row may go unconfirmed before the
+	// chain boot stops and stays on the provider's kernel; 0 never stops.
+	MaxTries int
+	// HealthCmd must succeed (exit 0) before kxboot mark-good confirms a
+	// hop; run by /bin/sh -c. "" confirms on reaching mark-good.
+	HealthCmd string
+	// HealthDeadline is how long after the hop the kernel has to confirm
+	// before kxboot counts the try as failed and reboots through the
+	// firmware.
+	HealthDeadline int
+	// Panic is the panic=N added to the new kernel's command line (unless
+	// the owner set panic=), so a panicking kernel resets the machine; 0
+	// adds nothing.
+	Panic int
+	// Watchdog says whether to arm /dev/watchdog before the hop.
+	Watchdog bool
+	Values   map[string]string
+	Line     map[string]int
+	Warnings []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -51,6 +67,15 @@ type setting struct {
 	name string
 	set  func(c *Config, v string) error
 	get  func(c *Config) string
+}
+
+// quietDefaults are settings that Format leaves out at their default
+// unless the file named them, so that a taken-over recipe stays short.
+var quietDefaults = map[string]string{
+	"MAX_TRIES":       strconv.Itoa(DefaultMaxTries),
+	"HEALTH_DEADLINE": strconv.Itoa(DefaultHealthDeadline),
+	"PANIC":           strconv.Itoa(DefaultPanic),
+	"WATCHDOG":        "yes",
 }
 
 // settings are the keys of /etc/default/kxboot, in the order Format writes
@@ -63,10 +88,21 @@ var settings = []setting{
 	{"CMDLINE", func(c *Config, v string) error { c.Cmdline = v; return nil }, func(c *Config) string { return c.Cmdline }},
 	{"MARKER", setMarker, func(c *Config) string { return c.Marker }},
 	{"ABORT_SECONDS", setAbort, func(c *Config) string { return strconv.Itoa(c.AbortSeconds) }},
-	{"MAX_TRIES", nil, nil},
-	{"HEALTH_CMD", nil, nil},
-	{"HEALTH_DEADLINE", nil, nil},
-	{"PANIC", nil, nil},
+	{"MAX_TRIES", intSetting("MAX_TRIES", DefaultMaxTries, 0, 100, func(c *Config) *int { return &c.MaxTries },
+		"a number of hops from 0 to 100; write for example MAX_TRIES=3 (0 never stops hopping)"),
+		func(c *Config) string { return strconv.Itoa(c.MaxTries) }},
+	{"HEALTH_CMD", func(c *Config, v string) error { c.HealthCmd = v; return nil }, func(c *Config) string { return c.HealthCmd }},
+	{"HEALTH_DEADLINE", intSetting("HEALTH_DEADLINE", DefaultHealthDeadline, 10, 86400, func(c *Config) *int { return &c.HealthDeadline },
+		"a number of seconds from 10 to 86400; write for example HEALTH_DEADLINE=300"),
+		func(c *Config) string { return strconv.Itoa(c.HealthDeadline) }},
+	{"PANIC", intSetting("PANIC", DefaultPanic, 0, 3600, func(c *Config) *int { return &c.Panic },
+		"a number of seconds from 0 to 3600; write for example PANIC=10 (0 adds no panic= parameter)"),
+		func(c *Config) string { return strconv.Itoa(c.Panic) }},
+	{"WATCHDOG", func(c *Config, v string) error {
+		b, err := yesNoValue("WATCHDOG", v, true)
+		c.Watchdog = b
+		return err
+	}, func(c *Config) string { return yesNo(c.Watchdog) }},
 	{"MODE", nil, nil},
 }
 
@@ -85,15 +121,59 @@ var formats = map[string]format{
 }
 
 func setEnabled(c *Config, v string) error {
+	b, err := yesNoValue("ENABLED", v, true)
+	c.Enabled = b
+	return err
+}
+
+// yesNoValue reads a yes/no setting; "" is the default.
+func yesNoValue(key, v string, def bool) (bool, error) {
 	switch strings.ToLower(v) {
-	case "", "yes", "true", "1":
-		c.Enabled = true
+	case "":
+		return def, nil
+	case "yes", "true", "1":
+		return true, nil
 	case "no", "false", "0":
-		c.Enabled = false
-	default:
-		return fmt.Errorf("ENABLED=%q is not yes or no; write ENABLED=yes or ENABLED=no", v)
+		return false, nil
 	}
-	return nil
+	return def, fmt.Errorf("%s=%q is not yes or no; write %s=yes or %s=no", key, v, key, key)
+}
+
+// Defaults of the boot-counting settings.
+const (
+	// DefaultMaxTries unconfirmed hops in a row stop the chain boot.
+	DefaultMaxTries = 3
+	// DefaultHealthDeadline seconds after the hop, an unconfirmed kernel
+	// has failed its try.
+	DefaultHealthDeadline = 300
+	// DefaultPanic is the panic=N the hop adds: a panicking kernel resets
+	// the machine after 10 s, and the provider's kernel comes back.
+	DefaultPanic = 10
+)
+
+// intSetting reads a whole number in [lo, hi] into the field at; "" is def.
+func intSetting(key string, def, lo, hi int, at func(*Config) *int, want string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			*at(c) = def
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%s=%q is not %s", key, v, want)
+		}
+		*at(c) = n
+		return nil
+	}
+}
+
+// defaults is the configuration of a machine whose file says nothing.
+func defaults() Config {
+	return Config{
+		Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{},
+		AbortSeconds: DefaultAbortSeconds, MaxTries: DefaultMaxTries,
+		HealthDeadline: DefaultHealthDeadline, Panic: DefaultPanic, Watchdog: true,
+	}
 }
 
 // DefaultAbortSeconds is the abort window when the config does not set one:
@@ -146,15 +226,9 @@ func Parse(name string, data []byte, formatName string) (*Config, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: unknown config format %q", name, formatName)
 	}
-	c := &Config{
-		Path:    name,
-		Format:  formatName,
-		Enabled: f.enabled,
-		Values:  map[string]string{},
-		Line:    map[string]int{},
-
-		AbortSeconds: DefaultAbortSeconds,
-	}
+	d := defaults()
+	c := &d
+	c.Path, c.Format, c.Enabled = name, formatName, f.enabled
 	for n, line := range strings.Split(string(data), "\n") {
 		key, val, ok, err := parseLine(line)
 		if err != nil {
@@ -372,6 +446,9 @@ func Format(c *Config) (string, error) {
 			if v == "" && s.name != "ENABLED" {
 				continue
 			}
+			if _, named := c.Line[s.name]; v == quietDefaults[s.name] && !named {
+				continue
+			}
 		case own:
 			var ok bool
 			if v, ok = c.Values[s.name]; !ok {
@@ -429,7 +506,8 @@ func Load(fsys rootfs.FS) (*Config, error) {
 		}
 		return c, nil
 	}
-	return &Config{Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{}, AbortSeconds: DefaultAbortSeconds}, nil
+	c := defaults()
+	return &c, nil
 }
 
 // locate follows p's links inside the root and says whether a file is

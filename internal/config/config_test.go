@@ -35,7 +35,8 @@ func TestParseGoodLines(t *testing.T) {
 		{`KERNEL="/boot/a"'b'c`, "KERNEL", "/boot/abc"},
 		{`KERNEL=/boot/my\ kernel`, "KERNEL", "/boot/my kernel"},
 		{"KERNEL=/boot/vmlinuz-*", "KERNEL", "/boot/vmlinuz-*"}, // no globbing in assignments
-		{"PANIC=-1", "PANIC", "-1"},
+		{"PANIC=0", "PANIC", "0"},
+		{"HEALTH_CMD='ping -c1 10.0.0.1'", "HEALTH_CMD", "ping -c1 10.0.0.1"},
 		{"MODE=chain", "MODE", "chain"},
 	} {
 		c, err := Parse(Path, []byte(tt.line+"\n"), Kxboot)
@@ -65,6 +66,10 @@ func TestParseBadLines(t *testing.T) {
 		{`KERNEL="/vmlinuz\"`, "the value of KERNEL has an unclosed double quote; close it on the same line"},
 		{`KERNEL='/vmlinuz`, "the value of KERNEL has an unclosed single quote; close it on the same line"},
 		{"APPEND=quiet splash", "the value of APPEND has white space outside quotes; put the whole value in double quotes"},
+		{"MAX_TRIES=-1", `MAX_TRIES="-1" is not a number of hops from 0 to 100; write for example MAX_TRIES=3 (0 never stops hopping)`},
+		{"HEALTH_DEADLINE=5", `HEALTH_DEADLINE="5" is not a number of seconds from 10 to 86400; write for example HEALTH_DEADLINE=300`},
+		{"PANIC=-1", `PANIC="-1" is not a number of seconds from 0 to 3600; write for example PANIC=10 (0 adds no panic= parameter)`},
+		{"WATCHDOG=maybe", `WATCHDOG="maybe" is not yes or no; write WATCHDOG=yes or WATCHDOG=no`},
 		{"APPEND= quiet", "the value of APPEND has white space outside quotes; put the whole value in double quotes"},
 		{"KERNEL=/vmlinuz INITRD=/initrd.img", "the line holds more than one assignment; put each KEY=value on its own line"},
 		{"KERNEL=/boot/vmlinuz-$(uname -r)", "the value of KERNEL uses shell expansion ($...), which kxboot does not evaluate; write the value out"},
@@ -79,9 +84,9 @@ func TestParseBadLines(t *testing.T) {
 		{"KERNEL=/vm\x00linuz", "the line holds a NUL byte; the file must be plain text"},
 		{"KERNAL=/vmlinuz", "KERNAL is not a kxboot setting; did you mean KERNEL?"},
 		{"kernel=/vmlinuz", "kernel is not a kxboot setting; did you mean KERNEL?"},
-		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, MODE"},
-		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, MODE"},
-		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, MODE"},
+		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
+		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
+		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
 		{"ENABLED=maybe", `ENABLED="maybe" is not yes or no; write ENABLED=yes or ENABLED=no`},
 		{`MARKER="hop once"`, `MARKER="hop once" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
 		{`MARKER='a="b"'`, `MARKER="a=\"b\"" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
@@ -108,7 +113,8 @@ func TestParseFile(t *testing.T) {
 		Values:  map[string]string{"KERNEL": "/boot/vmlinuz-6.8", "ENABLED": "no", "MAX_TRIES": "3"},
 		Line:    map[string]int{"KERNEL": 5, "ENABLED": 4, "MAX_TRIES": 6},
 
-		AbortSeconds: DefaultAbortSeconds,
+		AbortSeconds: DefaultAbortSeconds, MaxTries: 3, HealthDeadline: DefaultHealthDeadline,
+		Panic: DefaultPanic, Watchdog: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
