@@ -11,6 +11,12 @@ import (
 // written and fsynced, renamed over path, and the directory is fsynced so
 // that the rename itself is durable.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteWith(path, data, perm, nil)
+}
+
+// WriteWith is Write with a hook called after the temp file is durable and
+// before the rename: the instant a power cut tests aim at.
+func WriteWith(path string, data []byte, perm os.FileMode, beforeRename func()) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -36,11 +42,21 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if beforeRename != nil {
+		beforeRename()
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	ok = true
 	return SyncDir(dir)
+}
+
+// Leftovers lists the temp files that writes of path cut short by a crash
+// left behind, for removal.
+func Leftovers(path string) []string {
+	m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp*"))
+	return m
 }
 
 // SyncDir fsyncs a directory, making renames and removals in it durable.

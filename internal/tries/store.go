@@ -1,0 +1,180 @@
+package tries
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/atomicfile"
+	"github.com/kxboot/kxboot/internal/mounts"
+	"github.com/kxboot/kxboot/internal/rootfs"
+)
+
+// Store reads and writes the record and the history on a machine.
+type Store struct {
+	FS rootfs.FS
+	// Mounts, when set, lets a write to a read-only file system remount
+	// it writable for the write and read-only again after it: the init
+	// wrapper runs before the root is made writable.
+	Mounts mounts.Sys
+	// BeforeRename, when set, runs inside a record write after the new
+	// record is durable in its temp file and before the rename (tests cut
+	// the power there).
+	BeforeRename func()
+	// Fail, when set, is the error every write returns (tests of what a
+	// machine does when it cannot keep its record).
+	Fail error
+}
+
+// Read returns the record; a machine that never hopped has the zero
+// Record. A record that exists but cannot be believed is an error that
+// wraps ErrDamaged.
+func (s Store) Read() (Record, error) {
+	b, err := s.FS.ReadFile(RecordPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("cannot read %s: %w", RecordPath, err)
+	}
+	r, err := Decode(b)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", RecordPath, err)
+	}
+	return r, nil
+}
+
+// Write replaces the record, durably, and clears what writes cut short by
+// a crash left behind.
+func (s Store) Write(r Record) error {
+	return s.writable(func() error {
+		if err := os.MkdirAll(s.FS.Path(Dir), 0o755); err != nil {
+			return err
+		}
+		p := s.FS.Path(RecordPath)
+		for _, old := range atomicfile.Leftovers(p) {
+			os.Remove(old)
+		}
+		return atomicfile.WriteWith(p, Encode(r), 0o644, s.BeforeRename)
+	})
+}
+
+// Lock serialises the commands that change the record (the chain, the
+// deadline watcher, mark-good, mark-bad, reset): an flock on the state
+// directory, which works on a read-only file system too. Without the
+// directory there is nothing to race for, and the unlock does nothing.
+func (s Store) Lock() (unlock func()) {
+	d, err := os.Open(s.FS.Path(Dir))
+	if err != nil {
+		return func() {}
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		d.Close()
+		return func() {}
+	}
+	return func() { d.Close() }
+}
+
+// Update reads the record, changes it with fn and writes it, under the
+// lock. A damaged record reaches fn with its error; fn decides.
+func (s Store) Update(fn func(r Record, readErr error) (Record, error)) (Record, error) {
+	unlock := s.Lock()
+	defer unlock()
+	r, err := s.Read()
+	r, err = fn(r, err)
+	if err != nil {
+		return r, err
+	}
+	return r, s.Write(r)
+}
+
+// writable runs a write; when it fails because the file system is
+// read-only and Mounts is set, it remounts that file system writable,
+// writes, and puts it back read-only.
+func (s Store) writable(write func() error) error {
+	if s.Fail != nil {
+		return s.Fail
+	}
+	err := write()
+	if !errors.Is(err, unix.EROFS) || s.Mounts == nil {
+		return err
+	}
+	m, ok := holding(s.FS, Dir)
+	if !ok {
+		return err
+	}
+	flags := remountFlags(m)
+	point := s.FS.Path(m.Point)
+	if rerr := s.Mounts.Mount("", point, "", unix.MS_REMOUNT|flags, ""); rerr != nil {
+		return fmt.Errorf("%s is read-only and could not be made writable for a moment: %w", m.Point, rerr)
+	}
+	err = write()
+	s.Mounts.Sync()
+	if rerr := s.Mounts.Mount("", point, "", unix.MS_REMOUNT|unix.MS_RDONLY|flags, ""); rerr != nil && err == nil {
+		err = fmt.Errorf("wrote %s but could not make %s read-only again: %w", Dir, m.Point, rerr)
+	}
+	return err
+}
+
+// holding is the mount that holds p: the last-mounted, longest match.
+func holding(fsys rootfs.FS, p string) (mounts.Mount, bool) {
+	ms, err := mounts.List(fsys)
+	if err != nil {
+		return mounts.Mount{}, false
+	}
+	var best mounts.Mount
+	found := false
+	for _, m := range ms {
+		under := m.Point == "/" || p == m.Point || strings.HasPrefix(p, m.Point+"/")
+		if under && (!found || len(m.Point) >= len(best.Point)) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+// remountFlags keeps the mount's generic flags across a remount, which
+// would otherwise clear them.
+func remountFlags(m mounts.Mount) uintptr {
+	var f uintptr
+	for _, o := range m.Options {
+		switch o {
+		case "nosuid":
+			f |= unix.MS_NOSUID
+		case "nodev":
+			f |= unix.MS_NODEV
+		case "noexec":
+			f |= unix.MS_NOEXEC
+		case "noatime":
+			f |= unix.MS_NOATIME
+		case "nodiratime":
+			f |= unix.MS_NODIRATIME
+		case "relatime":
+			f |= unix.MS_RELATIME
+		}
+	}
+	return f
+}
+
+// Identity names a hop's kernel, initrds and command line: a replaced or
+// rewritten file (new inode, size or time) or another command line gives
+// another identity, and a fresh count of tries. Files that cannot be
+// read count by name only (the hop will fail on them anyway).
+func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) string {
+	h := sha256.New()
+	for _, p := range append([]string{kernel}, initrds...) {
+		fmt.Fprintf(h, "%s\x00", p)
+		var st unix.Stat_t
+		if unix.Stat(fsys.Path(p), &st) == nil {
+			fmt.Fprintf(h, "%d:%d:%d:%d.%d\x00", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+		}
+	}
+	fmt.Fprintf(h, "%s", cmdline)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}

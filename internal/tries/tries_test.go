@@ -1,0 +1,233 @@
+package tries
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func TestEncodeDecode(t *testing.T) {
+	r := Hop(Record{}, "/boot/vmlinuz-6.12", "abc", t0, "boot-1")
+	got, err := Decode(Encode(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tries != 1 || !got.Pending || got.Kernel != "/boot/vmlinuz-6.12" || !got.HopTime.Equal(t0) || got.Version != version {
+		t.Errorf("round trip: %+v", got)
+	}
+}
+
+func TestDecodeDamaged(t *testing.T) {
+	good := Encode(Hop(Record{}, "/boot/k", "id", t0, "b"))
+	flipped := []byte(strings.Replace(string(good), `\"tries\":1`, `\"tries\":0`, 1))
+	flipped = []byte(strings.Replace(string(flipped), `"tries":1`, `"tries":0`, 1))
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"torn":      good[:len(good)/2],
+		"zeros":     make([]byte, 64),
+		"edited":    flipped,
+		"no record": []byte(`{"sha256":"00"}`),
+	} {
+		if _, err := Decode(b); !errors.Is(err, ErrDamaged) {
+			t.Errorf("%s: Decode = %v; want ErrDamaged", name, err)
+		}
+	}
+	if string(flipped) == string(good) {
+		t.Fatal("the edit did not change the record")
+	}
+}
+
+// TestLifecycle follows the count through hops, failures and a
+// confirmation: consecutive unconfirmed hops, not "ever booted once".
+func TestLifecycle(t *testing.T) {
+	const max = 3
+	var r Record
+	var f *Failure
+	for i := 1; i <= max; i++ {
+		if Exhausted(r, "A", max) {
+			t.Fatalf("exhausted before hop %d", i)
+		}
+		if n := NextTry(r, "A"); n != i {
+			t.Fatalf("next try %d; want %d", n, i)
+		}
+		r = Hop(r, "/boot/k", "A", t0, "b")
+		r, f = Settle(r, t0.Add(time.Minute)) // the provider's kernel came back
+		if f == nil || f.Try != i || !strings.Contains(f.Reason, "never confirmed") {
+			t.Fatalf("settle after hop %d: %+v", i, f)
+		}
+	}
+	if !Exhausted(r, "A", max) {
+		t.Fatalf("not exhausted after %d failed hops: %+v", max, r)
+	}
+	if Exhausted(r, "B", max) || NextTry(r, "B") != 1 {
+		t.Error("a changed kernel or command line does not start a fresh count")
+	}
+	if Exhausted(r, "A", 0) {
+		t.Error("MAX_TRIES=0 stopped the chain boot")
+	}
+	r = Reset(r)
+	if Exhausted(r, "A", max) || r.Failure == nil {
+		t.Errorf("reset: %+v (the last failure is kept for the record)", r)
+	}
+	// Confirmed, then failing again: counts from one.
+	r = Confirm(Hop(r, "/boot/k", "A", t0, "b"), t0)
+	if r.Tries != 0 || r.Pending {
+		t.Fatalf("confirm: %+v", r)
+	}
+	r = Hop(r, "/boot/k", "A", t0, "b")
+	r.Health = "ping: network unreachable"
+	r, f = Settle(r, t0)
+	if r.Tries != 1 || f == nil || !strings.Contains(f.Reason, "ping: network unreachable") {
+		t.Errorf("failure after a confirmation: %+v %+v", r, f)
+	}
+	if _, f := Settle(r, t0); f != nil {
+		t.Error("settling twice recorded two failures")
+	}
+	r, f = Fail(Hop(r, "/boot/k", "A", t0, "b"), t0, "marked bad")
+	if r.Pending || r.Tries != 2 || f.Reason != "marked bad" {
+		t.Errorf("fail: %+v %+v", r, f)
+	}
+}
+
+func newStore(t *testing.T) (Store, string) {
+	fsys := rootfstest.New(t)
+	return Store{FS: fsys}, fsys.Root
+}
+
+func TestStore(t *testing.T) {
+	s, root := newStore(t)
+	r, err := s.Read()
+	if err != nil || r.Tries != 0 {
+		t.Fatalf("no record: %+v, %v", r, err)
+	}
+	// A write cut short by a power cut leaves a temp file: the next
+	// write removes it and the record is whole.
+	os.MkdirAll(filepath.Join(root, Dir), 0o755)
+	leftover := filepath.Join(root, Dir, ".tries.tmp123")
+	os.WriteFile(leftover, []byte("half"), 0o644)
+	called := false
+	s.BeforeRename = func() {
+		called = true
+		// At this instant the old record (none) is what a reader sees.
+		if _, err := os.Stat(filepath.Join(root, RecordPath)); err == nil {
+			t.Error("the record was in place before the rename")
+		}
+	}
+	if _, err := s.Update(func(r Record, err error) (Record, error) {
+		return Hop(r, "/boot/k", "A", t0, "b"), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !called {
+		t.Error("BeforeRename was not called")
+	}
+	if _, err := os.Stat(leftover); err == nil {
+		t.Error("the leftover temp file is still there")
+	}
+	if r, err := s.Read(); err != nil || r.Tries != 1 {
+		t.Errorf("read back: %+v, %v", r, err)
+	}
+	os.WriteFile(filepath.Join(root, RecordPath), []byte("garbage"), 0o644)
+	if _, err := s.Read(); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), RecordPath) {
+		t.Errorf("damaged record: %v", err)
+	}
+}
+
+type fakeMounts struct{ calls []string }
+
+func (f *fakeMounts) Mount(source, target, fstype string, flags uintptr, data string) error {
+	f.calls = append(f.calls, fmt.Sprintf("mount %s ro=%v nosuid=%v", filepath.Base(target), flags&unix.MS_RDONLY != 0, flags&unix.MS_NOSUID != 0))
+	return nil
+}
+func (f *fakeMounts) Unmount(target string, flags int) error { return nil }
+func (f *fakeMounts) Sync()                                  { f.calls = append(f.calls, "sync") }
+
+// TestWritableRemounts: the wrapper's root is read-only; a write remounts
+// the file system that holds /var/lib/kxboot writable, writes, and puts it
+// back read-only, keeping its flags.
+func TestWritableRemounts(t *testing.T) {
+	s, _ := newStore(t)
+	rootfstest.Write(t, s.FS, "/proc/self/mounts", []byte("/dev/vda / ext4 ro,relatime 0 0\n/dev/vdb /var ext4 ro,nosuid 0 0\nproc /proc proc rw 0 0\n"))
+	fm := &fakeMounts{}
+	s.Mounts = fm
+	n := 0
+	err := s.writable(func() error {
+		n++
+		if n == 1 {
+			return &os.PathError{Op: "open", Path: "x", Err: unix.EROFS}
+		}
+		return nil
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("err %v after %d writes", err, n)
+	}
+	want := "mount var ro=false nosuid=true,sync,mount var ro=true nosuid=true"
+	if got := strings.Join(fm.calls, ","); got != want {
+		t.Errorf("calls %s\nwant  %s", got, want)
+	}
+	// Other errors are not a reason to remount.
+	fm.calls = nil
+	err = s.writable(func() error { return unix.ENOSPC })
+	if !errors.Is(err, unix.ENOSPC) || len(fm.calls) != 0 {
+		t.Errorf("ENOSPC: %v, %v", err, fm.calls)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	s, root := newStore(t)
+	for i := 0; i < 3; i++ {
+		if err := s.Append(Entry{Time: t0, Event: "hop", Try: i + 1, Max: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A power cut in the middle of an append leaves a partial line.
+	f, _ := os.OpenFile(filepath.Join(root, HistoryPath), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"time":"2026-11-25T12:00:00Z","eve`)
+	f.Close()
+	es, err := s.ReadHistory()
+	if err != nil || len(es) != 3 || es[2].Try != 3 {
+		t.Fatalf("history: %+v, %v", es, err)
+	}
+	// Bounded: it never grows past MaxHistory.
+	long := strings.Repeat("x", 1000)
+	for i := 0; i < 400; i++ {
+		if err := s.Append(Entry{Time: t0, Event: "boot-on", Reason: long}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := os.Stat(filepath.Join(root, HistoryPath))
+	if st.Size() > MaxHistory {
+		t.Errorf("history is %d bytes; bound %d", st.Size(), MaxHistory)
+	}
+	es, _ = s.ReadHistory()
+	if len(es) < 100 || es[len(es)-1].Event != "boot-on" {
+		t.Errorf("after trimming: %d entries", len(es))
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	fsys := rootfstest.New(t)
+	rootfstest.Write(t, fsys, "/boot/k", []byte("kernel one"))
+	a := Identity(fsys, "/boot/k", nil, "root=/dev/vda")
+	if b := Identity(fsys, "/boot/k", nil, "root=/dev/vda"); a != b {
+		t.Error("identity is not stable")
+	}
+	if b := Identity(fsys, "/boot/k", nil, "root=/dev/vda quiet"); a == b {
+		t.Error("a changed command line kept the identity")
+	}
+	os.Remove(fsys.Path("/boot/k"))
+	rootfstest.Write(t, fsys, "/boot/k", []byte("kernel two, replaced"))
+	if b := Identity(fsys, "/boot/k", nil, "root=/dev/vda"); a == b {
+		t.Error("a replaced kernel kept the identity")
+	}
+}
