@@ -20,6 +20,7 @@ import (
 	"github.com/kxboot/kxboot/internal/kimage"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/watchdog"
 )
 
 // Status of one check.
@@ -57,6 +58,7 @@ func Run(in Input) []Check {
 	add(checkLoadDisabled(in))
 	add(checkLockdown(lock))
 	add(checkSecureBoot(in))
+	add(checkWatchdog(in))
 
 	cfg, err := config.Load(in.FS)
 	if err != nil {
@@ -185,6 +187,31 @@ func checkSecureBoot(in Input) Check {
 			"use the distribution's signed kernel package, or turn Secure Boot off in the firmware"}
 	}
 	return Check{"secure boot", OK, "Secure Boot is off", ""}
+}
+
+// checkWatchdog says whether the hardware watchdog kxboot arms before the
+// hop will still run in the new kernel. It only reads sysfs and the command
+// line: opening /dev/watchdog would start the watchdog.
+func checkWatchdog(in Input) Check {
+	const name = "watchdog"
+	if !in.FS.Exists(watchdog.Device) {
+		return Check{name, OK, "no hardware watchdog: a hung custom kernel is caught by the HEALTH_DEADLINE check only if its userspace runs; panic=N catches panics", ""}
+	}
+	sys := watchdog.ReadSysfs(in.FS)
+	desc := sys.Describe()
+	if sys.Nowayout == 1 {
+		return Check{name, Warn, desc + " has nowayout set: once started it can never be stopped, so kxboot does not arm it and a hung custom kernel is not reset by it",
+			"load the watchdog driver with nowayout=0 (its module option; on the command line for example iTCO_wdt.nowayout=0)"}
+	}
+	ok, why := watchdog.Survives(in.FS)
+	if !ok {
+		remedy := "add watchdog.stop_on_reboot=0 to the provider kernel's command line, if the provider lets you"
+		if !sys.Present && in.FS.Exists("/sys/class/watchdog") {
+			remedy = "" // a legacy driver: the parameter does not reach it
+		}
+		return Check{name, Warn, desc + "; " + why + ", so the watchdog kxboot arms before the hop would not guard the custom kernel", remedy}
+	}
+	return Check{name, OK, desc + "; " + why + ", so it guards the custom kernel while it boots", ""}
 }
 
 func checkKernel(in Input, p plan.Plan) (int64, Check) {

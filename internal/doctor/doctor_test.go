@@ -1,0 +1,87 @@
+package doctor
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
+	"github.com/kxboot/kxboot/internal/watchdog"
+)
+
+func withWatchdog(extra map[string]string) map[string]string {
+	files := map[string]string{
+		watchdog.Device:               "",
+		watchdog.SysDir + "/identity": "iTCO_wdt\n",
+		watchdog.SysDir + "/timeout":  "30\n",
+		watchdog.SysDir + "/state":    "inactive\n",
+		watchdog.SysDir + "/nowayout": "0\n",
+		"/proc/cmdline":               "root=/dev/vda1 ro\n",
+	}
+	for k, v := range extra {
+		files[k] = v
+	}
+	return files
+}
+
+func TestCheckWatchdog(t *testing.T) {
+	tests := []struct {
+		name   string
+		files  map[string]string
+		status Status
+		line   string // as Write prints it
+		remedy string
+	}{
+		{"none", map[string]string{"/proc/cmdline": "ro\n"}, OK,
+			"ok    watchdog            no hardware watchdog: a hung custom kernel is caught by the HEALTH_DEADLINE check only if its userspace runs; panic=N catches panics\n", ""},
+		{"stopped at the hop", withWatchdog(map[string]string{watchdog.ParamPath: "-1\n"}), Warn,
+			"warn  watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive); the watchdog core's stop_on_reboot is -1 (/sys/module/watchdog/parameters/stop_on_reboot): the driver decides, and most drivers have the kernel stop the watchdog at the kexec, so the watchdog kxboot arms before the hop would not guard the custom kernel\n",
+			"add watchdog.stop_on_reboot=0 to the provider kernel's command line, if the provider lets you"},
+		{"stopped at the hop, no sysfs parameter", withWatchdog(nil), Warn,
+			"warn  watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive); stop_on_reboot is not set", "watchdog.stop_on_reboot=0"},
+		{"survives (sysfs)", withWatchdog(map[string]string{watchdog.ParamPath: "0\n"}), OK,
+			"ok    watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive); the watchdog core's stop_on_reboot is 0 (/sys/module/watchdog/parameters/stop_on_reboot): the kernel leaves the watchdog running through the kexec, so it guards the custom kernel while it boots\n", ""},
+		{"survives (command line)", withWatchdog(map[string]string{"/proc/cmdline": "root=/dev/vda1 watchdog.stop_on_reboot=0\n"}), OK,
+			"ok    watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive); the command line has watchdog.stop_on_reboot=0: the kernel leaves", ""},
+		{"nowayout", withWatchdog(map[string]string{watchdog.ParamPath: "0\n", watchdog.SysDir + "/nowayout": "1\n"}), Warn,
+			"warn  watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive) has nowayout set: once started it can never be stopped, so kxboot does not arm it", "nowayout=0"},
+		{"legacy driver", map[string]string{watchdog.Device: "", "/sys/class/watchdog/.keep": "", watchdog.ParamPath: "0\n"}, Warn,
+			"warn  watchdog            /dev/watchdog (no /sys/class/watchdog/watchdog0: a legacy driver, or sysfs is not mounted); /dev/watchdog has no /sys/class/watchdog/watchdog0: a legacy driver", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := checkWatchdog(Input{FS: rootfstest.Tree(t, tt.files, nil)})
+			if c.Name != "watchdog" || c.Status != tt.status {
+				t.Errorf("check %+v; want status %s", c, tt.status)
+			}
+			var buf bytes.Buffer
+			Write(&buf, []Check{c})
+			if !strings.HasPrefix(buf.String(), tt.line) {
+				t.Errorf("Write:\n%s\nwant it to start with:\n%s", buf.String(), tt.line)
+			}
+			if (tt.remedy == "") != (c.Remedy == "") || !strings.Contains(c.Remedy, tt.remedy) {
+				t.Errorf("remedy %q, want %q", c.Remedy, tt.remedy)
+			}
+			if Failed([]Check{c}) {
+				t.Error("the watchdog check made doctor fail")
+			}
+		})
+	}
+}
+
+// Run has the check, and a machine without a watchdog does not fail for it.
+func TestRunHasWatchdogCheck(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{"/proc/cmdline": "ro\n"}, nil)
+	var found bool
+	for _, c := range Run(Input{FS: fsys, Euid: 0, Arch: "amd64"}) {
+		if c.Name == "watchdog" {
+			found = true
+			if c.Status != OK {
+				t.Errorf("watchdog check %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Error("Run has no watchdog check")
+	}
+}
