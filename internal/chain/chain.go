@@ -16,6 +16,7 @@ import (
 	"github.com/kxboot/kxboot/internal/kimage"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/tries"
 )
 
 // Input is everything the decision looks at.
@@ -26,6 +27,11 @@ type Input struct {
 	Plan      plan.Plan
 	PlanErr   error
 	KernelErr error // the planned kernel's image check
+	// The tries: the record as read (or why it cannot be believed), and
+	// the identity of the planned hop.
+	Record    tries.Record
+	RecordErr error
+	ID        string
 }
 
 // Decision says whether to hop, and why, in one line a person reads.
@@ -33,6 +39,13 @@ type Decision struct {
 	Hop    bool   `json:"hop"`
 	Reason string `json:"reason"`
 	Kernel string `json:"kernel,omitempty"`
+	// Chained: this boot came through kexec already (the loop guard).
+	Chained bool `json:"chained,omitempty"`
+	// Fallback: the chain boot stopped after MaxTries unconfirmed hops.
+	Fallback bool `json:"fallback,omitempty"`
+	Abort    bool `json:"abort,omitempty"` // a key in the abort window
+	Try      int  `json:"try,omitempty"`   // the hop's number among the tries
+	Max      int  `json:"max,omitempty"`
 }
 
 func (d Decision) String() string {
@@ -54,7 +67,9 @@ func Decide(in Input) Decision {
 		own = in.Config.Marker
 	}
 	if m, ok := in.Running.HasMarker(cmdline.Markers(own)); ok {
-		return bootOn("this boot already came through kexec (%s is on the command line)", m)
+		d := bootOn("this boot already came through kexec (%s is on the command line)", m)
+		d.Chained = true
+		return d
 	}
 	if in.ConfigErr != nil {
 		return bootOn("the config cannot be used: %v", in.ConfigErr)
@@ -72,12 +87,39 @@ func Decide(in Input) Decision {
 	if in.KernelErr != nil {
 		return bootOn("%v", in.KernelErr)
 	}
+	if in.RecordErr != nil {
+		return bootOn("the try record cannot be believed (%v); staying on this kernel: read kxboot history, then run kxboot reset", in.RecordErr)
+	}
+	max := in.Config.MaxTries
+	if tries.Exhausted(in.Record, in.ID, max) {
+		last := "no reason was recorded"
+		if f := in.Record.Failure; f != nil {
+			last = f.Reason
+		}
+		if in.Record.Pending {
+			_, f := tries.Settle(in.Record, time.Time{})
+			last = f.Reason
+		}
+		hops := fmt.Sprintf("%d unconfirmed hops in a row", in.Record.Tries)
+		if in.Record.Tries == 1 {
+			hops = "1 unconfirmed hop"
+		}
+		d := bootOn("%s into %s (last: %s); staying on this kernel until kxboot reset, or a change of the kernel or its command line",
+			hops, in.Plan.Kernel, last)
+		d.Fallback, d.Kernel, d.Max = true, in.Plan.Kernel, max
+		return d
+	}
 	rel := ""
 	if in.Plan.Release != "" {
 		rel = " (" + in.Plan.Release + ")"
 	}
-	return Decision{Hop: true, Kernel: in.Plan.Kernel,
-		Reason: fmt.Sprintf("booting %s%s, named by %s", in.Plan.Kernel, rel, in.Plan.KernelFrom)}
+	try := tries.NextTry(in.Record, in.ID)
+	of := ""
+	if max > 0 {
+		of = fmt.Sprintf(", try %d of %d", try, max)
+	}
+	return Decision{Hop: true, Kernel: in.Plan.Kernel, Try: try, Max: max,
+		Reason: fmt.Sprintf("booting %s%s, named by %s%s", in.Plan.Kernel, rel, in.Plan.KernelFrom, of)}
 }
 
 // Gather reads the machine into an Input.
@@ -90,10 +132,26 @@ func Gather(fsys rootfs.FS) Input {
 		return in
 	}
 	in.Plan, in.PlanErr = plan.Make(fsys, in.Config, plan.Flags{})
-	if in.PlanErr == nil {
-		_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
+	if in.PlanErr != nil {
+		return in
 	}
+	// The test pause is for the provider's boot that hops, not the next.
+	in.Plan.Cmdline = withPanic(cmdline.Parse(in.Plan.Cmdline).Remove(TestPauseParam).String(), in.Config.Panic)
+	_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
+	in.ID = tries.Identity(fsys, in.Plan.Kernel, in.Plan.Initrds, in.Plan.Cmdline)
+	in.Record, in.RecordErr = tries.Store{FS: fsys}.Read()
 	return in
+}
+
+// withPanic adds panic=N to the hop's command line, so that a kernel that
+// panics resets the machine and the provider's kernel comes back, unless
+// the owner chose a panic= of their own (or PANIC=0).
+func withPanic(line string, secs int) string {
+	c := cmdline.Parse(line)
+	if secs <= 0 || c.Has("panic") {
+		return line
+	}
+	return c.Set("panic", fmt.Sprint(secs)).String()
 }
 
 // Env is what Run acts through.
@@ -110,29 +168,84 @@ type Env struct {
 	BeforeJump func() error
 	// Record keeps the decision for kxboot status.
 	Record func(Decision)
+	// Store keeps the tries and the history; nil keeps neither (tests of
+	// other parts).
+	Store *tries.Store
+	// Now, BootID and Release stamp the history.
+	Now     func() time.Time
+	BootID  string
+	Release string
+	// StartWatch starts the deadline watcher (kxboot watch) in the
+	// background; called on a boot that came through kxboot while its try
+	// is pending.
+	StartWatch func()
+	// ArmWatchdog arms the hardware watchdog for d before the jump, and
+	// says what it did.
+	ArmWatchdog func(d time.Duration) (string, error)
+	// ReleaseWatchdog stops it again when the hop does not happen.
+	ReleaseWatchdog func() string
+	// Pause is called at the named instant of a hop (after-record,
+	// mid-record) when the command line asks for it with
+	// kxboot.test_pause=; the tests cut the power there.
+	Pause func(at string)
 }
+
+// TestPauseParam names the instant at which the e2e tests cut the power.
+const TestPauseParam = "kxboot.test_pause"
 
 // Run decides and, when it is a hop, keeps the abort window, loads the
 // kernel and jumps. It returns only when the machine is to boot on, with the
 // decision that says why; on a successful jump it does not return.
 func Run(env Env) Decision {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
 	in := Gather(env.FS)
 	d := Decide(in)
+	if d.Chained {
+		if in.RecordErr == nil && in.Record.Pending && env.StartWatch != nil {
+			env.StartWatch()
+		}
+		return finish(env, d, in)
+	}
+	in.Record = settle(env, in)
 	if !d.Hop {
-		return finish(env, d)
+		return finish(env, d, in)
 	}
 	env.Logf("kxboot: chain: %s", d.Reason)
 	if secs := in.Config.AbortSeconds; secs > 0 && env.Window != nil {
 		prompt := "kxboot: booting " + d.Kernel + " in %d s; press any key to boot the current kernel instead "
 		if who := env.Window(prompt, time.Duration(secs)*time.Second); who != "" {
-			return finish(env, bootOn("a key was pressed on %s during the %d s abort window", who, secs))
+			d := bootOn("a key was pressed on %s during the %d s abort window", who, secs)
+			d.Abort = true
+			return finish(env, d, in)
 		}
 	}
 	res, err := env.Engine.Load(kexec.Request{Kernel: in.Plan.Kernel, Initrds: in.Plan.Initrds, Cmdline: in.Plan.Cmdline})
 	if err != nil {
-		return finish(env, bootOn("%v", err))
+		return finish(env, bootOn("%v", err), in)
 	}
 	env.Logf("kxboot: chain: loaded %s with %s; command line: %s", in.Plan.Kernel, res.Syscall, in.Plan.Cmdline)
+	armed := false
+	if env.ArmWatchdog != nil && in.Config.Watchdog {
+		what, err := env.ArmWatchdog(time.Duration(in.Config.HealthDeadline) * time.Second)
+		switch {
+		case err != nil:
+			env.Logf("kxboot: chain: watchdog: %v", err)
+		case what != "":
+			armed = true
+			env.Logf("kxboot: chain: watchdog: %s", what)
+		}
+	}
+	// The try is durable before the jump: a kernel that never comes back
+	// must still be counted.
+	if err := record(env, in, d, armed); err != nil {
+		env.Engine.Unload()
+		if armed && env.ReleaseWatchdog != nil {
+			env.Logf("kxboot: chain: watchdog: %s", env.ReleaseWatchdog())
+		}
+		return finish(env, bootOn("cannot record the try in %s (%v); not hopping, because a failing kernel would then never be given up", tries.RecordPath, err), in)
+	}
 	if env.BeforeJump != nil {
 		if err := env.BeforeJump(); err != nil {
 			env.Logf("kxboot: chain: %v; jumping anyway, the file systems are synced", err)
@@ -144,15 +257,94 @@ func Run(env Env) Decision {
 	}
 	err = env.Engine.Exec()
 	// Still here: the jump failed. Drop the loaded kernel so that no later
-	// reboot takes it by surprise, and boot on.
+	// reboot takes it by surprise, take the try back, and boot on.
 	env.Engine.Unload()
-	return finish(env, bootOn("the jump into %s failed: %v", in.Plan.Kernel, err))
+	reason := fmt.Sprintf("the jump into %s failed: %v", in.Plan.Kernel, err)
+	if env.Store != nil {
+		env.Store.Update(func(r tries.Record, rerr error) (tries.Record, error) {
+			r, _ = tries.Fail(r, env.Now(), reason)
+			return r, rerr
+		})
+	}
+	return finish(env, bootOn("%s", reason), in)
 }
 
-func finish(env Env, d Decision) Decision {
+// settle closes a try the last boot left pending: the provider's kernel
+// is back, so that hop ended without a confirmation.
+func settle(env Env, in Input) tries.Record {
+	if env.Store == nil || in.RecordErr != nil || !in.Record.Pending {
+		return in.Record
+	}
+	r, f := tries.Settle(in.Record, env.Now())
+	env.Logf("kxboot: chain: the hop into %s (try %d) failed: %s", f.Kernel, f.Try, f.Reason)
+	unlock := env.Store.Lock()
+	err := env.Store.Write(r)
+	unlock()
+	if err != nil {
+		env.Logf("kxboot: chain: cannot record the failure in %s: %v", tries.RecordPath, err)
+	}
+	history(env, tries.Entry{Event: "failed", Kernel: f.Kernel, Try: f.Try, Max: in.Config.MaxTries, Reason: f.Reason})
+	return r
+}
+
+// record writes the try before the jump, pausing where a test asks.
+func record(env Env, in Input, d Decision, armed bool) error {
+	if env.Store == nil {
+		return nil
+	}
+	pause, _ := in.Running.Get(TestPauseParam)
+	s := *env.Store
+	if pause == "mid-record" && env.Pause != nil {
+		s.BeforeRename = func() { env.Pause(pause) }
+	}
+	unlock := s.Lock()
+	r := tries.Hop(in.Record, in.Plan.Kernel, in.ID, env.Now(), env.BootID)
+	r.Watchdog = armed
+	err := s.Write(r)
+	unlock()
+	if err != nil {
+		return err
+	}
+	env.Logf("kxboot: chain: recorded try %d of %d in %s", r.Tries, d.Max, tries.RecordPath)
+	history(env, tries.Entry{Event: "hop", Kernel: in.Plan.Kernel, Try: r.Tries, Max: d.Max, Reason: d.Reason})
+	if pause == "after-record" && env.Pause != nil {
+		env.Pause(pause)
+	}
+	return nil
+}
+
+// history appends to the history, logging what it cannot write.
+func history(env Env, e tries.Entry) {
+	if env.Store == nil {
+		return
+	}
+	e.Time, e.Boot, e.Running = env.Now(), env.BootID, env.Release
+	if err := env.Store.Append(e); err != nil {
+		env.Logf("kxboot: chain: cannot write %s: %v", tries.HistoryPath, err)
+	}
+}
+
+func finish(env Env, d Decision, in Input) Decision {
 	env.Logf("kxboot: chain: %s", d)
 	if env.Record != nil {
 		env.Record(d)
+	}
+	// Every boot-on worth knowing goes to the history: not the boots of
+	// the owner's kernel itself, nor a chain boot turned off on purpose.
+	disabled := in.Config != nil && !in.Config.Enabled && in.ConfigErr == nil
+	if !d.Hop && !d.Chained && !disabled {
+		ev := "boot-on"
+		if d.Fallback {
+			ev = "fallback"
+		}
+		if d.Abort {
+			ev = "abort"
+		}
+		max := 0
+		if in.Config != nil {
+			max = in.Config.MaxTries
+		}
+		history(env, tries.Entry{Event: ev, Kernel: in.Plan.Kernel, Max: max, Reason: d.Reason})
 	}
 	return d
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
+	"github.com/kxboot/kxboot/internal/tries"
 )
 
 func TestDecide(t *testing.T) {
@@ -101,7 +102,7 @@ func TestRunHops(t *testing.T) {
 	if want := []string{"file_load", "reboot_kexec", "unload"}; !slices.Equal(m.sys.Calls, want) {
 		t.Errorf("calls = %v; want %v", m.sys.Calls, want)
 	}
-	if m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 nomodeset kxboot.chained=1" || string(m.sys.Initrd) != "initrd-B" {
+	if m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 nomodeset kxboot.chained=1 panic=10" || string(m.sys.Initrd) != "initrd-B" {
 		t.Errorf("loaded cmdline %q initrd %q", m.sys.Cmdline, m.sys.Initrd)
 	}
 	if len(m.windows) != 1 || !strings.Contains(m.windows[0], "kxboot: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 in 3 s; press any key to boot the current kernel instead") {
@@ -169,12 +170,142 @@ func TestRunLoadRefused(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	m := newMachine(t, "")
-	if got := Explain(m.fs); got != "would hop: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 (6.1.0-56-cloud-amd64), named by newest installed kernel (Debian /boot/vmlinuz-*), after a 5 s abort window" {
+	if got := Explain(m.fs); got != "would hop: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 (6.1.0-56-cloud-amd64), named by newest installed kernel (Debian /boot/vmlinuz-*), try 1 of 3, after a 5 s abort window" {
 		t.Errorf("Explain = %q", got)
 	}
 	os.Remove(m.fs.Path("/boot/vmlinuz-6.1.0-56-cloud-amd64"))
 	if got := Explain(m.fs); !strings.HasPrefix(got, "would boot on: no installed kernel found") {
 		t.Errorf("Explain = %q", got)
+	}
+}
+
+// withStore gives the machine its try record and history.
+func (m *machine) withStore() *tries.Store {
+	s := &tries.Store{FS: m.fs}
+	m.env.Store = s
+	m.env.Now = func() time.Time { return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) }
+	m.env.BootID = "boot-a"
+	m.env.Release = "6.1.0-55-cloud-amd64"
+	return s
+}
+
+// TestTries follows a kernel that never confirms: each provider boot
+// settles the last try as failed and hops again, until MAX_TRIES; then the
+// machine stays on the provider's kernel, with the reason.
+func TestTries(t *testing.T) {
+	m := newMachine(t, "ABORT_SECONDS=0\nMAX_TRIES=2\n")
+	s := m.withStore()
+	m.sys.ExecErr = unix.EINVAL
+	var atJump []tries.Record
+	m.env.BeforeJump = func() error {
+		r, err := s.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		atJump = append(atJump, r)
+		// The jump "succeeds": the fake cannot, so make Exec not return
+		// an error that Run would take back.
+		return nil
+	}
+	for boot := 1; boot <= 2; boot++ {
+		d := Run(m.env)
+		if len(atJump) != boot || atJump[boot-1].Tries != boot || !atJump[boot-1].Pending {
+			t.Fatalf("boot %d: the record at the jump was %+v; want try %d, pending", boot, atJump, boot)
+		}
+		if !strings.Contains(d.Reason, "failed") {
+			t.Fatalf("boot %d: %+v", boot, d)
+		}
+		// The jump "happened" and the kernel never confirmed: put the
+		// record back to what the jump left (pending).
+		if err := s.Write(atJump[boot-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := Run(m.env)
+	if d.Hop || !d.Fallback || !strings.Contains(d.Reason, "2 unconfirmed hops in a row into /boot/vmlinuz-6.1.0-56-cloud-amd64 (last: the kernel never confirmed") {
+		t.Fatalf("after two unconfirmed hops: %+v", d)
+	}
+	if len(atJump) != 2 {
+		t.Errorf("hopped again after MAX_TRIES")
+	}
+	h, _ := s.ReadHistory()
+	var evs []string
+	for _, e := range h {
+		evs = append(evs, fmt.Sprintf("%s/%d", e.Event, e.Try))
+	}
+	// The fake's jump returns (boot-on: the jump failed); the test then
+	// puts back the pending record a real jump leaves.
+	if got := strings.Join(evs, " "); got != "hop/1 boot-on/0 failed/1 hop/2 boot-on/0 failed/2 fallback/0" {
+		t.Errorf("history %s", got)
+	}
+	// A new kernel file starts a fresh count.
+	rootfstest.Write(t, m.fs, "/etc/default/kxboot", []byte("ABORT_SECONDS=0\nMAX_TRIES=2\nAPPEND=quiet\n"))
+	if d := Run(m.env); !strings.Contains(d.Reason, "failed") || len(atJump) != 3 || atJump[2].Tries != 1 {
+		t.Errorf("a changed command line did not start a fresh count: %+v, %+v", d, atJump)
+	}
+}
+
+func TestTriesOnTheHop(t *testing.T) {
+	m := newMachine(t, "ABORT_SECONDS=0\n")
+	s := m.withStore()
+	rootfstest.Write(t, m.fs, "/proc/cmdline", []byte("root=/dev/vda kxboot.chained=1"))
+	watched := 0
+	m.env.StartWatch = func() { watched++ }
+	Run(m.env)
+	if watched != 0 {
+		t.Error("a watcher started with no try pending")
+	}
+	s.Write(tries.Hop(tries.Record{}, "/boot/k", "id", time.Now(), "b"))
+	d := Run(m.env)
+	if watched != 1 || !d.Chained {
+		t.Errorf("the watcher did not start on a pending try: %d, %+v", watched, d)
+	}
+	if r, _ := s.Read(); !r.Pending || r.Tries != 1 {
+		t.Errorf("the hop's own boot settled its try: %+v", r)
+	}
+	if h, _ := s.ReadHistory(); len(h) != 0 {
+		t.Errorf("the owner's kernel wrote history at boot: %+v", h)
+	}
+}
+
+func TestTriesDamagedRecord(t *testing.T) {
+	m := newMachine(t, "ABORT_SECONDS=0\n")
+	m.withStore()
+	rootfstest.Write(t, m.fs, tries.RecordPath, []byte(`{"record":{"version":1,"tries":0},"sha256":"bad"}`))
+	d := Run(m.env)
+	if d.Hop || !strings.Contains(d.Reason, "the try record cannot be believed") || !strings.Contains(d.Reason, "kxboot reset") {
+		t.Errorf("damaged record: %+v", d)
+	}
+	if len(m.sys.Calls) != 0 {
+		t.Errorf("loaded with a damaged record: %v", m.sys.Calls)
+	}
+}
+
+func TestTriesUnwritable(t *testing.T) {
+	m := newMachine(t, "ABORT_SECONDS=0\n")
+	m.withStore().Fail = unix.ENOSPC
+	d := Run(m.env)
+	if d.Hop || !strings.Contains(d.Reason, "cannot record the try") {
+		t.Errorf("Run = %+v", d)
+	}
+	if want := []string{"file_load", "unload"}; !slices.Equal(m.sys.Calls, want) {
+		t.Errorf("calls %v; want %v (no jump without a record)", m.sys.Calls, want)
+	}
+}
+
+func TestPanicParam(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		secs int
+		want string
+	}{
+		{"root=/dev/vda", 10, "root=/dev/vda panic=10"},
+		{"root=/dev/vda panic=0", 10, "root=/dev/vda panic=0"},
+		{"root=/dev/vda", 0, "root=/dev/vda"},
+	} {
+		if got := withPanic(tt.line, tt.secs); got != tt.want {
+			t.Errorf("withPanic(%q, %d) = %q; want %q", tt.line, tt.secs, got, tt.want)
+		}
 	}
 }
 

@@ -35,12 +35,14 @@ Before the jump the writable file systems are remounted read-only.
 	l := klog.Open(env.FS, env.Stderr)
 	defer l.Close()
 	devs := console.Devices(env.FS)
-	chain.Run(chain.Env{
+	ce := chain.Env{
 		FS:         env.FS,
 		Engine:     env.Engine,
 		Logf:       l.Logf,
 		Window:     func(prompt string, d time.Duration) string { return console.Window(devs, prompt, d) },
 		BeforeJump: func() error { return mounts.RemountReadOnly(env.FS, env.Mounts) },
-	})
+	}
+	chain.Wire(&ce, env.Mounts)
+	chain.Run(ce)
 	return nil // booting on is a success for the boot: the service must not fail it
 }

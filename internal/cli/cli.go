@@ -76,6 +76,11 @@ func init() {
 		"status":    {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
 		"doctor":    {"check whether kexec will work here, and say why not (read-only)", runDoctor},
 		"version":   {"print the version", runVersion},
+		"mark-good": {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood},
+		"mark-bad":  {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad},
+		"reset":     {"forget the count of unconfirmed tries, so the next boot hops again", runReset},
+		"history":   {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory},
+		"watch":     {"the deadline watcher the chain boot starts on the owner's kernel", runWatch},
 		"help":      {"list the commands", runHelp},
 	}
 }

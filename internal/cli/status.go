@@ -3,13 +3,16 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
+	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/install"
 	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/plan"
+	"github.com/kxboot/kxboot/internal/tries"
 )
 
 type statusReport struct {
@@ -29,6 +32,14 @@ type statusReport struct {
 	LastChain string            `json:"last_chain,omitempty"` // this boot's chain decision
 
 	NextErr string `json:"next_error,omitempty"`
+
+	// The tries: the fallback (why the chain boot stopped), the record,
+	// and the newest history.
+	Fallback string        `json:"fallback,omitempty"`
+	Tries    *tries.Record `json:"tries,omitempty"`
+	TriesErr string        `json:"tries_error,omitempty"`
+	MaxTries int           `json:"max_tries"`
+	History  []tries.Entry `json:"history,omitempty"`
 }
 
 func runStatus(env *Env, args []string) error {
@@ -68,12 +79,30 @@ func runStatus(env *Env, args []string) error {
 		}
 	}
 	r.LastChain = klog.LastChain(env.FS)
+	r.MaxTries = cfg.MaxTries
+	store := tries.Store{FS: env.FS}
+	if rec, err := store.Read(); err != nil {
+		r.TriesErr = err.Error()
+	} else if rec.Kernel != "" || rec.Tries > 0 {
+		r.Tries = &rec
+	}
+	if !r.ViaKxboot && r.ConfigErr == "" {
+		if d := chain.Decide(chain.Gather(env.FS)); d.Fallback {
+			r.Fallback = d.Reason
+		}
+	}
+	if h, err := store.ReadHistory(); err == nil && len(h) > 0 {
+		r.History = h[max(0, len(h)-5):]
+	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
 	w := env.Stdout
+	if r.Fallback != "" {
+		fmt.Fprintf(w, "FALLBACK:   the chain boot stopped; this is the provider's kernel: %s\n", r.Fallback)
+	}
 	fmt.Fprintf(w, "kernel:     %s\n", r.Release)
 	fmt.Fprintf(w, "cmdline:    %s\n", r.Cmdline)
 	if r.ViaKxboot {
@@ -100,6 +129,7 @@ func runStatus(env *Env, args []string) error {
 	if r.LastChain != "" {
 		fmt.Fprintf(w, "this boot:  %s\n", r.LastChain)
 	}
+	writeTries(w, r)
 	switch {
 	case r.ConfigErr != "":
 		fmt.Fprintf(w, "config:     broken: %s\n", r.ConfigErr)
@@ -115,6 +145,32 @@ func runStatus(env *Env, args []string) error {
 		fmt.Fprintf(w, "next load:  impossible: %s\n", r.NextErr)
 	}
 	return nil
+}
+
+// writeTries shows the count of tries, the last failure and the newest
+// history.
+func writeTries(w io.Writer, r statusReport) {
+	switch t := r.Tries; {
+	case r.TriesErr != "":
+		fmt.Fprintf(w, "tries:      DAMAGED: %s (the chain boot stays off until kxboot reset)\n", r.TriesErr)
+	case t == nil:
+		fmt.Fprintf(w, "tries:      none yet (at most %d unconfirmed hops in a row)\n", r.MaxTries)
+	case t.Pending && r.ViaKxboot:
+		fmt.Fprintf(w, "tries:      this boot is try %d of %d of %s, waiting for kxboot mark-good\n", t.Tries, r.MaxTries, t.Kernel)
+	case t.Tries == 0:
+		fmt.Fprintf(w, "tries:      0 unconfirmed; %s confirmed healthy %s\n", t.Kernel, t.Confirmed.Local().Format("2006-01-02 15:04:05"))
+	default:
+		left := max(0, r.MaxTries-t.Tries)
+		fmt.Fprintf(w, "tries:      %d of %d unconfirmed for %s (%d left)\n", t.Tries, r.MaxTries, t.Kernel, left)
+	}
+	if t := r.Tries; t != nil && t.Failure != nil {
+		f := t.Failure
+		fmt.Fprintf(w, "last failure: %s, try %d of %s: %s\n", f.Time.Local().Format("2006-01-02 15:04:05"), f.Try, f.Kernel, f.Reason)
+	}
+	if len(r.History) > 0 {
+		fmt.Fprintf(w, "history:    (newest last; kxboot history shows all)\n")
+		writeHistory(w, r.History, "  ")
+	}
 }
 
 func orNone(s string) string {

@@ -49,6 +49,9 @@ type Env struct {
 	Window func(prompt string, d time.Duration) string
 	// Hang is what PID 1 does when nothing at all can be started.
 	Hang func()
+	// Wire, when set, adjusts the chain's machine after chain.Wire
+	// (tests replace the watcher and the state).
+	Wire func(*chain.Env)
 }
 
 // Run is PID 1's whole life in kxboot: it returns only in tests, where Exec
@@ -75,7 +78,7 @@ func Run(env Env) {
 		devs := console.Devices(env.FS)
 		window = func(prompt string, d time.Duration) string { return console.Window(devs, prompt, d) }
 	}
-	chain.Run(chain.Env{
+	ce := chain.Env{
 		FS:     env.FS,
 		Engine: env.Engine,
 		Logf:   logf,
@@ -83,7 +86,12 @@ func Run(env Env) {
 		// The root is normally still read-only here; if the kernel
 		// mounted it writable, leave it clean for the next kernel.
 		BeforeJump: func() error { return mounts.RemountReadOnly(env.FS, env.Mounts) },
-	})
+	}
+	chain.Wire(&ce, env.Mounts)
+	if env.Wire != nil {
+		env.Wire(&ce)
+	}
+	chain.Run(ce)
 	l.Close()
 	undo()
 	handOver(env, func(format string, args ...any) { fmt.Fprintf(env.Console, format+"\n", args...) })
