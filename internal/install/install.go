@@ -26,6 +26,7 @@ import (
 	"github.com/kxboot/kxboot/internal/initwrap"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/tries"
 )
 
 // Mode is how the chain boot is placed in the boot.
@@ -52,7 +53,23 @@ const (
 	OpenRCLink   = "/etc/runlevels/sysinit/kxboot-chain"
 	OpenRCBoot   = "/etc/runlevels/boot/kxboot-chain"
 	Init         = "/sbin/init"
+
+	// The confirmation service, which runs kxboot mark-good at the end
+	// of every boot, for the init that runs the machine.
+	ConfirmUnit   = "/etc/systemd/system/kxboot-confirm.service"
+	ConfirmWants  = "/etc/systemd/system/multi-user.target.wants"
+	ConfirmScript = "/etc/init.d/kxboot-confirm"
+	OpenRCConfirm = "/etc/runlevels/default/kxboot-confirm"
 )
+
+// lateMounts are the paths the chain needs before the hop: it reads the
+// kernel under /boot and writes its try record under StateDir. When any is
+// its own mount, the chain runs once the local file systems are mounted.
+var lateMounts = []string{"/boot", "/var", "/var/lib", StateDir}
+
+// stateMounts are the mounts the wrapper, which runs when only / is
+// mounted, would write its try record beneath instead of into.
+var stateMounts = []string{"/var", "/var/lib", StateDir}
 
 // Runner runs the distribution's own tools (dpkg-divert, update-rc.d).
 type Runner interface {
@@ -164,13 +181,14 @@ func hasDpkg(fsys rootfs.FS) bool {
 
 // ChooseMode resolves auto: the earliest mode that stays safe. The wrapper
 // runs before any service, but only dpkg-divert keeps it in place when the
-// init package is upgraded; elsewhere the service of the running init is
-// the safe choice.
+// init package is upgraded, and it cannot write its try record to a
+// separate /var; elsewhere the service of the running init is the safe
+// choice.
 func ChooseMode(fsys rootfs.FS, want Mode) Mode {
 	if want != Auto && want != "" {
 		return want
 	}
-	if hasDpkg(fsys) {
+	if hasDpkg(fsys) && separateMount(fsys, stateMounts...) == "" {
 		return Wrapper
 	}
 	return RunningInit(fsys)
@@ -252,15 +270,18 @@ func sameDevice(fsys rootfs.FS, a, b string) bool {
 	return sa.Dev == sb.Dev
 }
 
-// separateBoot says whether /boot is its own mount.
-func separateBoot(fsys rootfs.FS) bool {
+// separateMount returns the first of the in-machine paths that is its own
+// mount, or "" when all of them are on the root file system.
+func separateMount(fsys rootfs.FS, points ...string) string {
 	ms, _ := mounts.List(fsys)
-	for _, m := range ms {
-		if m.Point == "/boot" {
-			return true
+	for _, p := range points {
+		for _, m := range ms {
+			if m.Point == p {
+				return p
+			}
 		}
 	}
-	return false
+	return ""
 }
 
 // Chain installs the chain boot. A second install of the same mode changes
@@ -284,6 +305,13 @@ func (m Machine) Chain(o Options) error {
 	steps, err := m.plan(mode, o)
 	if err != nil {
 		return err
+	}
+	// A file or link in the way is found before anything changes (the
+	// wrapper's /sbin/init is moved aside by an earlier step).
+	for _, s := range steps {
+		if _, err := os.Lstat(m.FS.Path(s.Path)); err == nil && (s.Kind == "file" || s.Kind == "link" && s.Path != Init) {
+			return fmt.Errorf("%s exists already; kxboot will not overwrite it: move it away (or remove it if it is a left-over of kxboot), then install again", s.Path)
+		}
 	}
 	r := &Record{Job: "chain", Mode: mode, Binary: o.Binary, Time: time.Now().UTC(), Steps: steps}
 	if !m.FS.Exists(StateDir) {
@@ -311,6 +339,7 @@ func (m Machine) Chain(o Options) error {
 		return err
 	}
 	m.Report("Installed the kxboot chain boot in %s mode. At every boot the machine now hops into the configured kernel (%s); see kxboot chain --dry-run.", mode, config.Path)
+	m.Report("At the end of each boot through kxboot, kxboot mark-good (kxboot-confirm, run by %s) confirms the kernel as good.", RunningInit(m.FS))
 	m.Report("Undo it all with: kxboot uninstall")
 	return nil
 }
@@ -340,6 +369,10 @@ func (m Machine) preflight(mode Mode, o Options) error {
 		if !sameDevice(m.FS, o.Binary, "/") {
 			return fmt.Errorf("%s is not on the root file system, which is all the kernel has mounted when it starts /sbin/init; copy kxboot to /sbin/kxboot and install with --binary /sbin/kxboot, or choose a service mode", o.Binary)
 		}
+		// Likewise the try record the chain writes before the hop.
+		if p := separateMount(m.FS, stateMounts...); p != "" {
+			return fmt.Errorf("%s is a separate mount, and the wrapper runs before anything but / is mounted, so the try record it writes to %s would land under the mount point; choose --mode systemd, sysvinit or openrc", p, StateDir)
+		}
 	case Systemd:
 		if !m.FS.Exists("/lib/systemd/systemd") && !m.FS.Exists("/usr/lib/systemd/systemd") {
 			return fmt.Errorf("systemd is not installed here; choose --mode %s", RunningInit(m.FS))
@@ -354,6 +387,10 @@ func (m Machine) preflight(mode Mode, o Options) error {
 		}
 	default:
 		return fmt.Errorf("unknown mode %q: use auto, wrapper, systemd, sysvinit or openrc", mode)
+	}
+	// The confirmation service goes to the running init whatever the mode.
+	if RunningInit(m.FS) == Sysvinit && !m.FS.Exists("/etc/init.d") {
+		return fmt.Errorf("there is no /etc/init.d here for %s, which confirms each boot through kxboot, and no systemd or OpenRC runs the machine; kxboot can confirm boots only under systemd, sysvinit or OpenRC", ConfirmScript)
 	}
 	return nil
 }
@@ -386,7 +423,8 @@ func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
 			steps = append(steps, fileStep(config.Path, 0o644, configFile(kernel, initrds, appendArgs, config.DefaultAbortSeconds)))
 		}
 	}
-	sep := separateBoot(m.FS)
+	steps = append(steps, m.confirm(o.Binary)...)
+	sep := separateMount(m.FS, lateMounts...) != ""
 	switch mode {
 	case Wrapper:
 		if hasDpkg(m.FS) {
@@ -409,15 +447,9 @@ func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
 		steps = append(steps, Step{Kind: "link", Path: SystemdWants + "/kxboot-chain.service", Target: SystemdUnit})
 	case Sysvinit:
 		// Debian's rc runs the scripts insserv knows (its .depend files),
-		// so the script must go through update-rc.d. insserv renumbers
-		// other scripts' links when one is added and does not number them
-		// back on removal: the boot order is saved first and put back
-		// exactly at uninstall.
+		// so the script must go through update-rc.d.
 		steps = append(steps, fileStep(InitScript, 0o755, sysvinitScript(o.Binary, sep)))
-		steps = append(steps, Step{Kind: "rcsnap", Path: "/etc"})
-		steps = append(steps, Step{Kind: "command",
-			Do:   []string{"update-rc.d", "kxboot-chain", "defaults"},
-			Undo: []string{"update-rc.d", "-f", "kxboot-chain", "remove"}})
+		steps = append(steps, updateRC("kxboot-chain"))
 	case OpenRC:
 		steps = append(steps, fileStep(InitScript, 0o755, openrcScript(o.Binary, sep)))
 		link := OpenRCLink
@@ -427,7 +459,75 @@ func (m Machine) plan(mode Mode, o Options) ([]Step, error) {
 		steps = append(steps, m.dirs(path.Dir(link))...)
 		steps = append(steps, Step{Kind: "link", Path: link, Target: InitScript})
 	}
-	return steps, nil
+	return tidy(steps), nil
+}
+
+// confirm lists the steps of the service that runs kxboot mark-good at the
+// end of every boot. It belongs to the init that runs the machine, in
+// wrapper mode too (the wrapper is only PID 1's first moment), and comes
+// before the chain boot's own steps, so that no hop is installed without
+// its confirmation.
+func (m Machine) confirm(bin string) []Step {
+	var steps []Step
+	switch RunningInit(m.FS) {
+	case Systemd:
+		steps = append(steps, m.dirs(path.Dir(ConfirmUnit))...)
+		steps = append(steps, fileStep(ConfirmUnit, 0o644, confirmUnit(bin, hasBootComplete(m.FS))))
+		steps = append(steps, m.dirs(ConfirmWants)...)
+		steps = append(steps, Step{Kind: "link", Path: ConfirmWants + "/kxboot-confirm.service", Target: ConfirmUnit})
+	case Sysvinit:
+		steps = append(steps, fileStep(ConfirmScript, 0o755, sysvinitConfirmScript(bin)))
+		steps = append(steps, updateRC("kxboot-confirm"))
+	case OpenRC:
+		steps = append(steps, fileStep(ConfirmScript, 0o755, openrcConfirmScript(bin)))
+		steps = append(steps, m.dirs(path.Dir(OpenRCConfirm))...)
+		steps = append(steps, Step{Kind: "link", Path: OpenRCConfirm, Target: ConfirmScript})
+	}
+	return steps
+}
+
+// hasBootComplete says whether systemd knows boot-complete.target (240 and
+// later).
+func hasBootComplete(fsys rootfs.FS) bool {
+	for _, d := range []string{"/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"} {
+		if fsys.Exists(d + "/boot-complete.target") {
+			return true
+		}
+	}
+	return false
+}
+
+// updateRC registers an init script with update-rc.d.
+func updateRC(name string) Step {
+	return Step{Kind: "command",
+		Do:   []string{"update-rc.d", name, "defaults"},
+		Undo: []string{"update-rc.d", "-f", name, "remove"}}
+}
+
+// tidy drops the directories planned twice (the chain's and the
+// confirmation's steps each plan the missing parents they need) and saves
+// the sysvinit boot order once, before the first update-rc.d: insserv
+// renumbers other scripts' links when one is added and does not number them
+// back on removal, so the order is put back exactly at uninstall, after
+// every script of kxboot is gone.
+func tidy(steps []Step) []Step {
+	var out []Step
+	dirs := map[string]bool{}
+	snapped := false
+	for _, s := range steps {
+		if s.Kind == "dir" {
+			if dirs[s.Path] {
+				continue
+			}
+			dirs[s.Path] = true
+		}
+		if s.Kind == "command" && s.Do[0] == "update-rc.d" && !snapped {
+			out = append(out, Step{Kind: "rcsnap", Path: "/etc"})
+			snapped = true
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // dirs are the steps that create p and its missing parents, outermost first.
@@ -514,6 +614,17 @@ func (m Machine) Uninstall() error {
 	}
 	if err := os.Remove(m.FS.Path(ManifestPath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	// The try record and the history belong to the install: without the
+	// chain boot they mean nothing, and a later install starts afresh.
+	var state []string
+	for _, p := range []string{tries.RecordPath, tries.HistoryPath} {
+		state = append(append(state, m.FS.Path(p)), atomicfile.Leftovers(m.FS.Path(p))...)
+	}
+	for _, hp := range state {
+		if err := os.Remove(hp); err == nil {
+			m.Report("removed %s", m.FS.Unpath(hp))
+		}
 	}
 	for _, s := range r.Steps {
 		if s.Kind == "dir" && s.Path == StateDir {
@@ -627,7 +738,7 @@ func (m Machine) undo(s *Step) error {
 // finds no record.
 func (m Machine) traces() []string {
 	var out []string
-	for _, p := range []string{SystemdUnit, InitScript, OpenRCLink, OpenRCBoot, initwrap.Original} {
+	for _, p := range []string{SystemdUnit, InitScript, OpenRCLink, OpenRCBoot, ConfirmUnit, ConfirmWants + "/kxboot-confirm.service", ConfirmScript, OpenRCConfirm, initwrap.Original} {
 		if _, err := os.Lstat(m.FS.Path(p)); err == nil {
 			out = append(out, p+" exists")
 		}

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
+	"github.com/kxboot/kxboot/internal/tries"
 )
 
 // fakeRunner does what dpkg-divert and update-rc.d (insserv) do to the tree, so that
@@ -28,18 +30,37 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 	if f.failAt != "" && strings.Contains(line, f.failAt) {
 		return fmt.Errorf("%s: exit status 2", line)
 	}
+	if name == "update-rc.d" && args[1] == "defaults" && !f.fs.Exists("/etc/init.d/"+args[0]) {
+		return fmt.Errorf("update-rc.d: error: unable to read /etc/init.d/%s", args[0])
+	}
 	switch {
 	case name == "dpkg-divert" && args[len(args)-2] == "--add":
 		return os.Rename(f.fs.Path(args[len(args)-1]), f.fs.Path(args[3]))
-	case name == "update-rc.d" && args[1] == "defaults":
+	case name == "update-rc.d" && args[0] == "kxboot-chain" && args[1] == "defaults":
 		// insserv: the new script goes in, and a later one is renumbered.
 		os.Rename(f.fs.Path("/etc/rcS.d/S04checkroot.sh"), f.fs.Path("/etc/rcS.d/S05checkroot.sh"))
 		os.WriteFile(f.fs.Path("/etc/init.d/.depend.boot"), []byte("kxboot-chain: mountkernfs\ncheckroot.sh: kxboot-chain\n"), 0o644)
 		return os.Symlink("../init.d/kxboot-chain", f.fs.Path("/etc/rcS.d/S04kxboot-chain"))
-	case name == "update-rc.d" && args[2] == "remove":
+	case name == "update-rc.d" && args[1] == "kxboot-chain" && args[2] == "remove":
 		// insserv: the script goes, the others keep their new numbers.
 		os.Remove(f.fs.Path("/etc/rcS.d/S04kxboot-chain"))
 		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.boot"), []byte("checkroot.sh: mountkernfs\n"), 0o644)
+	case name == "update-rc.d" && args[0] == "kxboot-confirm" && args[1] == "defaults":
+		// insserv: last ($all) in the multi-user runlevels, renumbering
+		// the script before it.
+		for _, rl := range "2345" {
+			d := "/etc/rc" + string(rl) + ".d/"
+			os.Rename(f.fs.Path(d+"S01rsyslog"), f.fs.Path(d+"S02rsyslog"))
+			if err := os.Symlink("../init.d/kxboot-confirm", f.fs.Path(d+"S03kxboot-confirm")); err != nil {
+				return err
+			}
+		}
+		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.start"), []byte("TARGETS = rsyslog kxboot-confirm\nkxboot-confirm: rsyslog\n"), 0o644)
+	case name == "update-rc.d" && args[1] == "kxboot-confirm" && args[2] == "remove":
+		for _, rl := range "2345" {
+			os.Remove(f.fs.Path("/etc/rc" + string(rl) + ".d/S03kxboot-confirm"))
+		}
+		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.start"), []byte("TARGETS = rsyslog\n"), 0o644)
 	case name == "dpkg-divert" && args[len(args)-2] == "--remove":
 		if _, err := os.Lstat(f.fs.Path(args[3])); err != nil {
 			return nil // "No diversion ..., none removed"
@@ -60,6 +81,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		"/boot/vmlinuz-6.1.0-56-cloud-amd64": "B",
 		"/proc/self/mounts":                  "/dev/vda1 / ext4 rw 0 0\n",
 		"/etc/init.d/.depend.boot":           "checkroot.sh:\n",
+		"/etc/init.d/.depend.start":          "TARGETS = rsyslog\nrsyslog:\n",
 		"/etc/init.d/README":                 "init scripts\n",
 		"/etc/systemd/system/README":         "units\n",
 	}
@@ -67,6 +89,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 	switch init {
 	case "systemd":
 		files["/lib/systemd/systemd"] = "systemd"
+		files["/lib/systemd/system/boot-complete.target"] = "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\n"
 		files["/run/systemd/system/.keep"] = ""
 		links["/sbin/init"] = "../lib/systemd/systemd"
 	case "sysvinit":
@@ -77,6 +100,9 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		files["/run/openrc/softlevel"] = "default"
 	}
 	links["/etc/rcS.d/S04checkroot.sh"] = "../init.d/checkroot.sh"
+	for _, rl := range "2345" {
+		links["/etc/rc"+string(rl)+".d/S01rsyslog"] = "../init.d/rsyslog"
+	}
 	fsys := rootfstest.Tree(t, files, links)
 	os.Chmod(fsys.Path("/usr/local/sbin/kxboot"), 0o755)
 	return fsys, &fakeRunner{fs: fsys}
@@ -127,17 +153,57 @@ func machineFor(fsys rootfs.FS, r Runner, report *[]string) Machine {
 	return Machine{FS: fsys, Run: r, Report: func(f string, a ...any) { *report = append(*report, fmt.Sprintf(f, a...)) }}
 }
 
+// The confirmation service each running init gets, in every mode.
+var (
+	confirmSystemd = map[string]string{
+		ConfirmUnit:                              "file -rw-r--r--",
+		ConfirmWants + "/kxboot-confirm.service": "link " + ConfirmUnit,
+	}
+	confirmSysvinit = map[string]string{
+		ConfirmScript:                  "file -rwxr-xr-x",
+		"/etc/rc2.d/S03kxboot-confirm": "link ../init.d/kxboot-confirm",
+		"/etc/rc5.d/S03kxboot-confirm": "link ../init.d/kxboot-confirm",
+		"/etc/rc2.d/S02rsyslog":        "link ../init.d/rsyslog",
+		"/etc/rc2.d/S01rsyslog":        "",
+		ConfirmUnit:                    "",
+	}
+	confirmOpenRC = map[string]string{
+		ConfirmScript: "file -rwxr-xr-x",
+		OpenRCConfirm: "link " + ConfirmScript,
+	}
+	rcAddsConfirm    = []string{"update-rc.d kxboot-confirm defaults", "update-rc.d -f kxboot-confirm remove"}
+	rcAddsBoth       = []string{"update-rc.d kxboot-confirm defaults", "update-rc.d kxboot-chain defaults", "update-rc.d -f kxboot-chain remove", "update-rc.d -f kxboot-confirm remove"}
+	rcAddsChainAlone = []string{"update-rc.d kxboot-chain defaults", "update-rc.d -f kxboot-chain remove"}
+)
+
+// with is want with more entries.
+func with(want map[string]string, more map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range want {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
 func TestInstallUninstallRestoresExactly(t *testing.T) {
 	tests := []struct {
 		init string
 		mode Mode
-		want map[string]string // entries the install must create
+		// entries the install must create ("file" and its mode: a file
+		// with that mode; "": none)
+		want map[string]string
+		rc   []string // the update-rc.d runs of install and uninstall, in order
 	}{
-		{"systemd", Auto, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd"}},
-		{"sysvinit", Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}},
-		{"systemd", Systemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + SystemdUnit}},
-		{"sysvinit", Sysvinit, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", "/etc/rcS.d/S05checkroot.sh": "link ../init.d/checkroot.sh"}},
-		{"openrc", OpenRC, map[string]string{OpenRCLink: "link " + InitScript}},
+		{"systemd", Auto, with(confirmSystemd, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd", ConfirmScript: ""}), nil},
+		{"sysvinit", Wrapper, with(confirmSysvinit, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}), rcAddsConfirm},
+		{"openrc", Wrapper, with(confirmOpenRC, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", ConfirmUnit: ""}), nil},
+		{"systemd", Systemd, with(confirmSystemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + SystemdUnit}), nil},
+		{"sysvinit", Sysvinit, with(confirmSysvinit, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", "/etc/rcS.d/S05checkroot.sh": "link ../init.d/checkroot.sh", "/etc/rcS.d/S04checkroot.sh": "", "/etc/init.d/kxboot-chain": "file -rwxr-xr-x"}), rcAddsBoth},
+		{"systemd", Sysvinit, with(confirmSystemd, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", ConfirmScript: ""}), rcAddsChainAlone},
+		{"openrc", OpenRC, with(confirmOpenRC, map[string]string{OpenRCLink: "link " + InitScript}), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.init+"/"+string(tt.mode), func(t *testing.T) {
@@ -150,9 +216,26 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 			}
 			after := snapshot(t, fsys)
 			for p, want := range tt.want {
-				if after[p] != want {
-					t.Errorf("%s is %q; want %q", p, after[p], want)
+				got := after[p]
+				if strings.HasPrefix(want, "file") && !strings.HasPrefix(got, want) || !strings.HasPrefix(want, "file") && got != want {
+					t.Errorf("%s is %q; want %q", p, got, want)
 				}
+			}
+			// One snapshot of the boot order, before the first update-rc.d.
+			snaps, first := 0, -1
+			for i, s := range mustRecord(t, fsys).Steps {
+				if s.Kind == "rcsnap" {
+					snaps++
+					if first >= 0 {
+						t.Errorf("the boot order is saved after update-rc.d ran")
+					}
+				}
+				if s.Kind == "command" && s.Do[0] == "update-rc.d" && first < 0 {
+					first = i
+				}
+			}
+			if want := min(len(tt.rc), 1); snaps != want {
+				t.Errorf("the record saves the boot order %d times; want %d", snaps, want)
 			}
 			if !strings.HasPrefix(after[config.Path], "file -rw-r--r--") || !strings.HasPrefix(after[ManifestPath], "file") {
 				t.Errorf("config %q, record %q", after[config.Path], after[ManifestPath])
@@ -176,11 +259,26 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 				t.Errorf("second install said %q", out)
 			}
 
+			// The boots since left a try record, a history and a
+			// write cut short by a power cut: they go with the install.
+			st := tries.Store{FS: fsys}
+			st.Write(tries.Hop(tries.Record{}, "/boot/k", "id", time.Now(), "b"))
+			st.Append(tries.Entry{Event: "hop", Try: 1})
+			rootfstest.Write(t, fsys, tries.Dir+"/.tries.tmp42", []byte("half"))
 			if err := m.Uninstall(); err != nil {
 				t.Fatal(err)
 			}
 			if d := diff(before, snapshot(t, fsys)); d != "" {
 				t.Errorf("uninstall did not restore the tree:\n%s", d)
+			}
+			var rc []string
+			for _, r := range run.ran {
+				if strings.HasPrefix(r, "update-rc.d") {
+					rc = append(rc, r)
+				}
+			}
+			if strings.Join(rc, "\n") != strings.Join(tt.rc, "\n") {
+				t.Errorf("update-rc.d ran %q; want %q", rc, tt.rc)
 			}
 			out = nil
 			if err := m.Uninstall(); err != nil || !strings.Contains(out[0], "not installed; nothing to undo") {
@@ -191,21 +289,167 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 }
 
 func TestCrashedInstallIsUndone(t *testing.T) {
-	fsys, run := debian(t, "sysvinit")
-	before := snapshot(t, fsys)
-	run.failAt = "update-rc.d kxboot-chain defaults"
-	var out []string
-	m := machineFor(fsys, run, &out)
-	err := m.Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"})
-	if err == nil || !strings.Contains(err.Error(), "undone by kxboot uninstall") {
-		t.Fatalf("err = %v", err)
+	for _, failAt := range []string{"update-rc.d kxboot-confirm defaults", "update-rc.d kxboot-chain defaults"} {
+		t.Run(failAt, func(t *testing.T) {
+			fsys, run := debian(t, "sysvinit")
+			before := snapshot(t, fsys)
+			run.failAt = failAt
+			var out []string
+			m := machineFor(fsys, run, &out)
+			err := m.Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"})
+			if err == nil || !strings.Contains(err.Error(), "undone by kxboot uninstall") {
+				t.Fatalf("err = %v", err)
+			}
+			run.failAt = ""
+			if err := m.Uninstall(); err != nil {
+				t.Fatal(err)
+			}
+			if d := diff(before, snapshot(t, fsys)); d != "" {
+				t.Errorf("uninstall after a failed install left:\n%s", d)
+			}
+		})
 	}
-	run.failAt = ""
-	if err := m.Uninstall(); err != nil {
+}
+
+func TestUnits(t *testing.T) {
+	fsys, run := debian(t, "systemd")
+	var out []string
+	if err := machineFor(fsys, run, &out).Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
-	if d := diff(before, snapshot(t, fsys)); d != "" {
-		t.Errorf("uninstall after a failed install left:\n%s", d)
+	for _, tt := range []struct {
+		unit string
+		want []string // lines it must hold, under their section
+	}{
+		{SystemdUnit, []string{
+			"[Unit]", "RequiresMountsFor=/boot /var/lib/kxboot",
+			"[Service]", "Type=oneshot", "ExecStart=/usr/local/sbin/kxboot chain", "KillMode=process",
+			"[Install]", "WantedBy=sysinit.target"}},
+		{ConfirmUnit, []string{
+			"[Unit]", "Requires=boot-complete.target", "After=boot-complete.target multi-user.target",
+			"[Service]", "Type=exec", "ExecStart=/usr/local/sbin/kxboot mark-good", "StandardOutput=journal+console",
+			"[Install]", "WantedBy=multi-user.target"}},
+	} {
+		b, err := fsys.ReadFile(tt.unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		i := 0
+		for _, l := range lines {
+			if i < len(tt.want) && l == tt.want[i] {
+				i++
+			}
+		}
+		if i < len(tt.want) {
+			t.Errorf("%s lacks %q (or has it in another section):\n%s", tt.unit, tt.want[i], b)
+		}
+		// The boot must not wait minutes for the health check.
+		if strings.Contains(string(b), "DefaultDependencies=no") != (tt.unit == SystemdUnit) {
+			t.Errorf("%s: DefaultDependencies wrong:\n%s", tt.unit, b)
+		}
+	}
+	if b, _ := fsys.ReadFile(ConfirmUnit); strings.Contains(string(b), "Before=") || strings.Contains(string(b), "Type=oneshot") {
+		t.Errorf("%s would hold the boot up:\n%s", ConfirmUnit, b)
+	}
+
+	// A systemd older than 240 has no boot-complete.target to require.
+	fsys, run = debian(t, "systemd")
+	os.Remove(fsys.Path("/lib/systemd/system/boot-complete.target"))
+	if err := machineFor(fsys, run, &out).Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fsys.ReadFile(ConfirmUnit); strings.Contains(string(b), "boot-complete") || !strings.Contains(string(b), "\nAfter=multi-user.target\n") {
+		t.Errorf("%s without boot-complete.target:\n%s", ConfirmUnit, b)
+	}
+}
+
+func TestConfirmScripts(t *testing.T) {
+	for _, tt := range []struct {
+		init string
+		want []string
+	}{
+		{"sysvinit", []string{"# Provides:          kxboot-confirm", "# Required-Start:    $all", "# Default-Start:     2 3 4 5",
+			"\tsetsid /usr/local/sbin/kxboot mark-good </dev/null >/dev/console 2>&1 &"}},
+		{"openrc", []string{"#!/sbin/openrc-run", "\tafter *",
+			"\tsetsid /usr/local/sbin/kxboot mark-good </dev/null >/dev/console 2>&1 &"}},
+	} {
+		t.Run(tt.init, func(t *testing.T) {
+			fsys, run := debian(t, tt.init)
+			var out []string
+			if err := machineFor(fsys, run, &out).Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := fsys.ReadFile(ConfirmScript)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains("\n"+string(b)+"\n", "\n"+w+"\n") {
+					t.Errorf("%s lacks the line %q:\n%s", ConfirmScript, w, b)
+				}
+			}
+		})
+	}
+}
+
+func TestSeparateMounts(t *testing.T) {
+	tests := []struct {
+		init, mount string
+		mode        Mode
+		want        map[string]string // entries the install must create
+		wantErr     string
+	}{
+		{"sysvinit", "/var", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/var/lib", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/boot", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/home", Sysvinit, map[string]string{InitScript: "# Required-Start:    mountkernfs"}, ""},
+		{"openrc", "/var", OpenRC, map[string]string{OpenRCBoot: "link " + InitScript, OpenRCLink: "", InitScript: "\tafter localmount mountall.sh"}, ""},
+		{"openrc", "/home", OpenRC, map[string]string{OpenRCLink: "link " + InitScript, OpenRCBoot: ""}, ""},
+		{"systemd", "/var", Wrapper, nil, "/var is a separate mount, and the wrapper runs before anything but / is mounted"},
+		{"sysvinit", "/var/lib", Wrapper, nil, "/var/lib is a separate mount"},
+		{"systemd", "/boot", Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.init+"/"+string(tt.mode)+tt.mount, func(t *testing.T) {
+			fsys, run := debian(t, tt.init)
+			rootfstest.Write(t, fsys, "/proc/self/mounts", []byte("/dev/vda1 / ext4 rw 0 0\n/dev/vdb1 "+tt.mount+" ext4 rw 0 0\n"))
+			before := snapshot(t, fsys)
+			var out []string
+			m := machineFor(fsys, run, &out)
+			err := m.Chain(Options{Mode: tt.mode, Binary: "/usr/local/sbin/kxboot"})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "choose --mode systemd, sysvinit or openrc") {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				if d := diff(before, snapshot(t, fsys)); d != "" {
+					t.Errorf("a refused install changed:\n%s", d)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := snapshot(t, fsys)
+			for p, want := range tt.want {
+				switch {
+				case strings.HasPrefix(want, "link") || want == "":
+					if after[p] != want {
+						t.Errorf("%s is %q; want %q", p, after[p], want)
+					}
+				default:
+					if b, _ := fsys.ReadFile(p); !strings.Contains(string(b), want+"\n") {
+						t.Errorf("%s lacks %q:\n%s", p, want, b)
+					}
+				}
+			}
+			if err := m.Uninstall(); err != nil {
+				t.Fatal(err)
+			}
+			if d := diff(before, snapshot(t, fsys)); d != "" {
+				t.Errorf("uninstall did not restore the tree:\n%s", d)
+			}
+		})
 	}
 }
 
@@ -229,7 +473,7 @@ func TestUninstallExplainsWhatItFinds(t *testing.T) {
 	// Without a record but with traces: say so, touch nothing.
 	os.Remove(fsys.Path(ManifestPath))
 	err = m.Uninstall()
-	if err == nil || !strings.Contains(err.Error(), "no install record") || !strings.Contains(err.Error(), "/sbin/init.kxboot-orig exists") {
+	if err == nil || !strings.Contains(err.Error(), "no install record") || !strings.Contains(err.Error(), "/sbin/init.kxboot-orig exists") || !strings.Contains(err.Error(), ConfirmUnit+" exists") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -279,6 +523,10 @@ func TestRefusals(t *testing.T) {
 		{"openrc missing", nil, Options{Mode: OpenRC, Binary: "/usr/local/sbin/kxboot"}, "OpenRC is not installed"},
 		{"left-over original", func(fsys rootfs.FS) { os.WriteFile(fsys.Path("/sbin/init.kxboot-orig"), nil, 0o755) },
 			Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}, "an earlier wrapper install was not undone"},
+		{"no init to confirm under", func(fsys rootfs.FS) { os.RemoveAll(fsys.Path("/run/systemd")); os.RemoveAll(fsys.Path("/etc/init.d")) },
+			Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}, "kxboot can confirm boots only under systemd, sysvinit or OpenRC"},
+		{"confirm unit exists", func(fsys rootfs.FS) { os.WriteFile(fsys.Path(ConfirmUnit), []byte("mine\n"), 0o644) },
+			Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}, ConfirmUnit + " exists already; kxboot will not overwrite it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,6 +579,10 @@ func TestChooseMode(t *testing.T) {
 	fsys, _ := debian(t, "systemd")
 	if m := ChooseMode(fsys, Auto); m != Wrapper {
 		t.Errorf("Debian: %v", m)
+	}
+	rootfstest.Write(t, fsys, "/proc/self/mounts", []byte("/dev/vda1 / ext4 rw 0 0\n/dev/vdb1 /var ext4 rw 0 0\n"))
+	if m := ChooseMode(fsys, Auto); m != Systemd {
+		t.Errorf("Debian with a separate /var: %v", m)
 	}
 	os.Remove(fsys.Path("/var/lib/dpkg/status"))
 	if m := ChooseMode(fsys, Auto); m != Systemd {
