@@ -136,7 +136,7 @@ func Gather(fsys rootfs.FS) Input {
 		return in
 	}
 	// The test pause is for the provider's boot that hops, not the next.
-	in.Plan.Cmdline = withPanic(cmdline.Parse(in.Plan.Cmdline).Remove(TestPauseParam).String(), in.Config.Panic)
+	in.Plan.Cmdline = withPanic(cmdline.Parse(in.Plan.Cmdline).Remove(TestPauseParam).String(), in.Config.Panic, in.Plan.Marker)
 	_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
 	in.ID = tries.Identity(fsys, in.Plan.Kernel, in.Plan.Initrds, in.Plan.Cmdline)
 	in.Record, in.RecordErr = tries.Store{FS: fsys}.Read()
@@ -145,13 +145,21 @@ func Gather(fsys rootfs.FS) Input {
 
 // withPanic adds panic=N to the hop's command line, so that a kernel that
 // panics resets the machine and the provider's kernel comes back, unless
-// the owner chose a panic= of their own (or PANIC=0).
-func withPanic(line string, secs int) string {
+// the owner chose a panic= of their own (or PANIC=0). It goes before the
+// marker, which stays last: a reboot from the hop's kernel, reusing its
+// command line, then arrives at the same line.
+func withPanic(line string, secs int, marker string) string {
 	c := cmdline.Parse(line)
 	if secs <= 0 || c.Has("panic") {
 		return line
 	}
-	return c.Set("panic", fmt.Sprint(secs)).String()
+	ms := []string{marker}
+	_, had := c.HasMarker(ms)
+	c = c.RemoveMarkers(ms).Append(cmdline.Cmdline{"panic=" + fmt.Sprint(secs)})
+	if had {
+		c = c.Append(cmdline.Cmdline{marker})
+	}
+	return c.String()
 }
 
 // Env is what Run acts through.

@@ -102,7 +102,7 @@ func TestRunHops(t *testing.T) {
 	if want := []string{"file_load", "reboot_kexec", "unload"}; !slices.Equal(m.sys.Calls, want) {
 		t.Errorf("calls = %v; want %v", m.sys.Calls, want)
 	}
-	if m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 nomodeset kxboot.chained=1 panic=10" || string(m.sys.Initrd) != "initrd-B" {
+	if m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 nomodeset panic=10 kxboot.chained=1" || string(m.sys.Initrd) != "initrd-B" {
 		t.Errorf("loaded cmdline %q initrd %q", m.sys.Cmdline, m.sys.Initrd)
 	}
 	if len(m.windows) != 1 || !strings.Contains(m.windows[0], "kxboot: booting /boot/vmlinuz-6.1.0-56-cloud-amd64 in 3 s; press any key to boot the current kernel instead") {
@@ -299,11 +299,12 @@ func TestPanicParam(t *testing.T) {
 		secs int
 		want string
 	}{
+		{"root=/dev/vda kxboot.chained=1", 10, "root=/dev/vda panic=10 kxboot.chained=1"},
 		{"root=/dev/vda", 10, "root=/dev/vda panic=10"},
-		{"root=/dev/vda panic=0", 10, "root=/dev/vda panic=0"},
+		{"root=/dev/vda panic=0 kxboot.chained=1", 10, "root=/dev/vda panic=0 kxboot.chained=1"},
 		{"root=/dev/vda", 0, "root=/dev/vda"},
 	} {
-		if got := withPanic(tt.line, tt.secs); got != tt.want {
+		if got := withPanic(tt.line, tt.secs, "kxboot.chained=1"); got != tt.want {
 			t.Errorf("withPanic(%q, %d) = %q; want %q", tt.line, tt.secs, got, tt.want)
 		}
 	}

@@ -109,11 +109,11 @@ func Make(fsys rootfs.FS, cfg *config.Config, f Flags) (Plan, error) {
 	}
 	switch {
 	case f.Append != nil && *f.Append != "":
-		base = base.Append(cmdline.Parse(*f.Append))
+		base = appendNew(base, cmdline.Parse(*f.Append))
 		p.CmdlineFrom += " + --append"
 	case f.Append == nil && f.Cmdline == nil && cfg.Append != "":
 		// --cmdline is the whole command line: the file's APPEND stays out.
-		base = base.Append(cmdline.Parse(cfg.Append))
+		base = appendNew(base, cmdline.Parse(cfg.Append))
 		p.CmdlineFrom += " + " + where("APPEND")
 	}
 	base = base.Append(cmdline.Cmdline{p.Marker})
@@ -122,6 +122,24 @@ func Make(fsys rootfs.FS, cfg *config.Config, f Flags) (Plan, error) {
 		return p, fmt.Errorf("the new command line (%s) cannot be used: %w", p.CmdlineFrom, err)
 	}
 	return p, nil
+}
+
+// appendNew appends the parameters of extra that base does not have word
+// for word: a kernel that came through kxboot runs with APPEND already on
+// its command line, and a reboot from it must not add it twice.
+func appendNew(base, extra cmdline.Cmdline) cmdline.Cmdline {
+	have := map[string]bool{}
+	for _, t := range base.Params() {
+		have[t] = true
+	}
+	var add cmdline.Cmdline
+	for _, t := range extra.Params() {
+		if !have[t] {
+			add = append(add, t)
+			have[t] = true
+		}
+	}
+	return base.Append(append(add, extra[len(extra.Params()):]...))
 }
 
 // legacyKey names the key as the file spells it: the legacy recipe files

@@ -63,3 +63,24 @@ func TestTooLongCmdline(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A kernel that came through kxboot has APPEND on its command line
+// already: a load from it adds APPEND's words once, not twice.
+func TestAppendOnce(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{
+		"/proc/cmdline":               "root=/dev/vda1 nomodeset quiet panic=10 kxboot.chained=1",
+		"/boot/vmlinuz-6.1.0-9-amd64": string(testimg.BzImage(8192, "6.1.0-9-amd64")),
+		"/etc/default/kxboot":         "APPEND=\"nomodeset console=ttyS0 -- single\"\n",
+	}, nil)
+	cfg, err := config.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Make(fsys, cfg, Flags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "root=/dev/vda1 nomodeset quiet panic=10 console=ttyS0 kxboot.chained=1 -- single"; p.Cmdline != want {
+		t.Errorf("cmdline %q; want %q", p.Cmdline, want)
+	}
+}
