@@ -68,8 +68,9 @@ var commands map[string]command
 func init() {
 	commands = map[string]command{
 		"chain":     {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain},
-		"install":   {"install the chain boot at every boot: kxboot install chain [--mode M]", runInstall},
-		"uninstall": {"undo kxboot install exactly", runUninstall},
+		"install":   {"install the chain boot (kxboot install chain [--mode M]) or the fast reboot (kxboot install reboot)", runInstall},
+		"uninstall": {"undo kxboot install exactly: both jobs, or kxboot uninstall chain|reboot", runUninstall},
+		"reboot":    {"reboot cleanly now, through kexec when installed (--firmware: once through the firmware; --dry-run)", runReboot},
 		"load":      {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
 		"unload":    {"drop the loaded kernel", runUnload},
 		"exec":      {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},

@@ -10,11 +10,14 @@ import (
 )
 
 func runInstall(env *Env, args []string) error {
+	if len(args) > 0 && args[0] == "reboot" {
+		return runInstallReboot(env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "chain" {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 			args = []string{"chain", "--help"}
 		} else {
-			fmt.Fprintln(env.Stderr, "kxboot install: say what to install: kxboot install chain [--mode M] (fast reboot comes later)")
+			fmt.Fprintln(env.Stderr, "kxboot install: say what to install: kxboot install chain [--mode M], or kxboot install reboot")
 			return errUsage
 		}
 	}
@@ -44,25 +47,61 @@ droplet-kernel or kexec recipe file found), records every change in
 	})
 	o.Mode = install.Mode(*mode)
 	o.Binary = *bin
-	if o.Binary == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		if self, err = filepath.EvalSymlinks(self); err != nil {
-			return err
-		}
-		o.Binary = env.FS.Unpath(self)
+	var err error
+	if o.Binary, err = binary(env, o.Binary); err != nil {
+		return err
 	}
 	return installer(env).Chain(o)
 }
 
-func runUninstall(env *Env, args []string) error {
-	fs := newFlags(env, "uninstall", "", "Undo what kxboot install did, exactly, last change first. Safe to run again.")
+// binary is the in-machine path of the kxboot binary the boot or the
+// shutdown runs: the flag, else this one.
+func binary(env *Env, flagged string) (string, error) {
+	if flagged != "" {
+		return flagged, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if self, err = filepath.EvalSymlinks(self); err != nil {
+		return "", err
+	}
+	return env.FS.Unpath(self), nil
+}
+
+func runInstallReboot(env *Env, args []string) error {
+	fs := newFlags(env, "install reboot", "[--binary B]",
+		`Make reboot, shutdown -r and systemctl reboot go through kexec into the next
+kernel, skipping the firmware; poweroff and halt stay as they are.
+systemd: kxboot-reboot.service loads the kernel when it is stopped at shutdown
+         (while /boot is mounted); a /usr/lib/systemd/system-shutdown hook jumps.
+sysvinit: runlevel 6 scripts load before umountfs and jump after umountroot.
+openrc:  the same two services in the off (Debian) or shutdown runlevel.
+If the kernel is gone or the load fails, the reboot goes through the firmware
+and the reason is in the kernel log and in kxboot history. Recorded in
+/var/lib/kxboot/install-reboot.json; kxboot uninstall reboot undoes it exactly.`)
+	bin := fs.String("binary", "", "the kxboot binary the shutdown runs (default: this one)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	return installer(env).Uninstall()
+	b, err := binary(env, *bin)
+	if err != nil {
+		return err
+	}
+	return installer(env).Reboot(install.RebootOptions{Binary: b})
+}
+
+func runUninstall(env *Env, args []string) error {
+	jobs := []string{install.JobReboot, install.JobChain}
+	if len(args) > 0 && (args[0] == install.JobChain || args[0] == install.JobReboot) {
+		jobs, args = []string{args[0]}, args[1:]
+	}
+	fs := newFlags(env, "uninstall", "[chain|reboot]", "Undo what kxboot install did, exactly, last change first: both jobs, or the one named. Safe to run again.")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	return installer(env).UninstallJobs(jobs...)
 }
 
 func installer(env *Env) install.Machine {

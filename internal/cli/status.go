@@ -30,6 +30,7 @@ type statusReport struct {
 	Installed string            `json:"installed,omitempty"` // "chain wrapper", ...
 	Broken    string            `json:"install_problem,omitempty"`
 	LastChain string            `json:"last_chain,omitempty"` // this boot's chain decision
+	Reboot    string            `json:"next_reboot"`          // what the next reboot boots
 
 	NextErr string `json:"next_error,omitempty"`
 
@@ -79,6 +80,7 @@ func runStatus(env *Env, args []string) error {
 		}
 	}
 	r.LastChain = klog.LastChain(env.FS)
+	r.Reboot = nextReboot(env)
 	r.MaxTries = cfg.MaxTries
 	store := tries.Store{FS: env.FS}
 	if rec, err := store.Read(); err != nil {
@@ -129,6 +131,7 @@ func runStatus(env *Env, args []string) error {
 	if r.LastChain != "" {
 		fmt.Fprintf(w, "this boot:  %s\n", r.LastChain)
 	}
+	fmt.Fprintf(w, "reboot:     %s\n", r.Reboot)
 	writeTries(w, r)
 	switch {
 	case r.ConfigErr != "":

@@ -47,6 +47,9 @@ var Modes = []Mode{Auto, Wrapper, Systemd, Sysvinit, OpenRC}
 const (
 	StateDir     = "/var/lib/kxboot"
 	ManifestPath = StateDir + "/install.json"
+	// RebootManifest records kxboot install reboot, which stands beside
+	// the chain boot's install.
+	RebootManifest = StateDir + "/install-reboot.json"
 	SystemdUnit  = "/etc/systemd/system/kxboot-chain.service"
 	SystemdWants = "/etc/systemd/system/sysinit.target.wants"
 	InitScript   = "/etc/init.d/kxboot-chain"
@@ -113,7 +116,7 @@ type Step struct {
 
 // Record is what an install did.
 type Record struct {
-	Job    string    `json:"job"` // "chain"
+	Job    string    `json:"job"` // "chain" or "reboot"
 	Mode   Mode      `json:"mode"`
 	Binary string    `json:"binary"`
 	Time   time.Time `json:"time"`
@@ -138,9 +141,28 @@ type Machine struct {
 	Report func(format string, args ...any) // what was done, for people
 }
 
-// ReadRecord reads the install record; nil when kxboot is not installed.
-func ReadRecord(fsys rootfs.FS) (*Record, error) {
-	b, err := fsys.ReadFile(ManifestPath)
+// Jobs are what kxboot installs, each with its own record.
+const (
+	JobChain  = "chain"
+	JobReboot = "reboot"
+)
+
+// manifest is the record file of a job.
+func manifest(job string) string {
+	if job == JobReboot {
+		return RebootManifest
+	}
+	return ManifestPath
+}
+
+// ReadRecord reads the chain boot's install record; nil when it is not
+// installed.
+func ReadRecord(fsys rootfs.FS) (*Record, error) { return ReadJob(fsys, JobChain) }
+
+// ReadJob reads a job's install record; nil when it is not installed.
+func ReadJob(fsys rootfs.FS, job string) (*Record, error) {
+	p := manifest(job)
+	b, err := fsys.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -149,7 +171,7 @@ func ReadRecord(fsys rootfs.FS) (*Record, error) {
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s is damaged (%v); remove what it lists by hand, then remove it", ManifestPath, err)
+		return nil, fmt.Errorf("%s is damaged (%v); remove what it lists by hand, then remove it", p, err)
 	}
 	return &r, nil
 }
@@ -159,7 +181,7 @@ func (m Machine) save(r *Record) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(m.FS.Path(ManifestPath), append(b, '\n'), 0o644)
+	return atomicfile.Write(m.FS.Path(manifest(r.Job)), append(b, '\n'), 0o644)
 }
 
 // RunningInit says which init system runs the machine now.
@@ -297,7 +319,7 @@ func (m Machine) Chain(o Options) error {
 			m.Report("kxboot chain boot is already installed in %s mode; nothing changed.", mode)
 			return nil
 		}
-		return fmt.Errorf("kxboot is already installed (%s %s, recorded in %s); run kxboot uninstall first", prev.Job, prev.Mode, ManifestPath)
+		return fmt.Errorf("kxboot's chain boot is already installed in %s mode (recorded in %s); run kxboot uninstall chain first", prev.Mode, ManifestPath)
 	}
 	if err := m.preflight(mode, o); err != nil {
 		return err
@@ -306,28 +328,38 @@ func (m Machine) Chain(o Options) error {
 	if err != nil {
 		return err
 	}
+	r := &Record{Job: JobChain, Mode: mode, Binary: o.Binary, Time: time.Now().UTC(), Steps: steps}
+	if err := m.apply(r); err != nil {
+		return err
+	}
+	m.Report("Installed the kxboot chain boot in %s mode. At every boot the machine now hops into the configured kernel (%s); see kxboot chain --dry-run.", mode, config.Path)
+	m.Report("At the end of each boot through kxboot, kxboot mark-good (kxboot-confirm, run by %s) confirms the kernel as good.", RunningInit(m.FS))
+	m.Report("Undo it all with: kxboot uninstall")
+	return nil
+}
+
+// apply makes the recorded steps, writing the record before each change,
+// so that a crash leaves nothing done that uninstall does not know of.
+func (m Machine) apply(r *Record) error {
 	// A file or link in the way is found before anything changes (the
 	// wrapper's /sbin/init is moved aside by an earlier step).
-	for _, s := range steps {
+	for _, s := range r.Steps {
 		if _, err := os.Lstat(m.FS.Path(s.Path)); err == nil && (s.Kind == "file" || s.Kind == "link" && s.Path != Init) {
 			return fmt.Errorf("%s exists already; kxboot will not overwrite it: move it away (or remove it if it is a left-over of kxboot), then install again", s.Path)
 		}
 	}
-	r := &Record{Job: "chain", Mode: mode, Binary: o.Binary, Time: time.Now().UTC(), Steps: steps}
 	if !m.FS.Exists(StateDir) {
 		if err := os.MkdirAll(m.FS.Path(StateDir), 0o755); err != nil {
 			return err
 		}
 		r.Steps = append([]Step{{Kind: "dir", Path: StateDir, Done: true}}, r.Steps...)
 	}
-	// The record is written before each change, so that a crash leaves
-	// nothing done that uninstall does not know of.
 	for i := range r.Steps {
 		if r.Steps[i].Done {
 			continue
 		}
 		if err := m.save(r); err != nil {
-			return fmt.Errorf("cannot write %s: %w", ManifestPath, err)
+			return fmt.Errorf("cannot write %s: %w", manifest(r.Job), err)
 		}
 		if err := m.do(&r.Steps[i]); err != nil {
 			m.save(r)
@@ -335,13 +367,7 @@ func (m Machine) Chain(o Options) error {
 		}
 		r.Steps[i].Done = true
 	}
-	if err := m.save(r); err != nil {
-		return err
-	}
-	m.Report("Installed the kxboot chain boot in %s mode. At every boot the machine now hops into the configured kernel (%s); see kxboot chain --dry-run.", mode, config.Path)
-	m.Report("At the end of each boot through kxboot, kxboot mark-good (kxboot-confirm, run by %s) confirms the kernel as good.", RunningInit(m.FS))
-	m.Report("Undo it all with: kxboot uninstall")
-	return nil
+	return m.save(r)
 }
 
 // preflight refuses what would not work, before anything changes.
@@ -581,20 +607,44 @@ func (m Machine) do(s *Step) error {
 	return nil
 }
 
-// Uninstall undoes what the record says was done, last step first. It is
-// idempotent: steps already undone are recognised and passed over.
-func (m Machine) Uninstall() error {
-	r, err := ReadRecord(m.FS)
-	if err != nil {
-		return err
-	}
-	if r == nil {
-		if traces := m.traces(); len(traces) > 0 {
-			return fmt.Errorf("kxboot has no install record (%s), yet %s: kxboot did not install them or lost its record; remove them by hand, or restore /sbin/init from %s if that exists", ManifestPath, strings.Join(traces, "; "), initwrap.Original)
+// Uninstall undoes what the records say was done: the fast reboot first,
+// then the chain boot, each last step first. It is idempotent: steps
+// already undone are recognised and passed over.
+func (m Machine) Uninstall() error { return m.UninstallJobs(JobReboot, JobChain) }
+
+// UninstallJobs undoes the named jobs' installs, in order.
+func (m Machine) UninstallJobs(jobs ...string) error {
+	any := false
+	for _, job := range jobs {
+		r, err := ReadJob(m.FS, job)
+		if err != nil {
+			return err
 		}
-		m.Report("kxboot is not installed; nothing to undo.")
+		if r == nil {
+			continue
+		}
+		any = true
+		if err := m.undoJob(r); err != nil {
+			return err
+		}
+	}
+	if !any {
+		if traces := m.traces(jobs); len(traces) > 0 {
+			return fmt.Errorf("kxboot has no install record (%s), yet %s: kxboot did not install them or lost its record; remove them by hand, or restore /sbin/init from %s if that exists", manifest(jobs[0]), strings.Join(traces, "; "), initwrap.Original)
+		}
+		if len(jobs) == 1 {
+			m.Report("kxboot's %s is not installed; nothing to undo.", jobs[0])
+		} else {
+			m.Report("kxboot is not installed; nothing to undo.")
+		}
 		return nil
 	}
+	m.Report("kxboot is uninstalled (%s); the next boot and reboot go as before the install.", strings.Join(jobs, ", "))
+	return nil
+}
+
+// undoJob undoes one record's steps, last first, then removes the record.
+func (m Machine) undoJob(r *Record) error {
 	for i := len(r.Steps) - 1; i >= 0; i-- {
 		s := &r.Steps[i]
 		if s.Kind == "dir" && s.Path == StateDir {
@@ -612,18 +662,23 @@ func (m Machine) Uninstall() error {
 			return err
 		}
 	}
-	if err := os.Remove(m.FS.Path(ManifestPath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(m.FS.Path(manifest(r.Job))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	// The try record and the history belong to the install: without the
-	// chain boot they mean nothing, and a later install starts afresh.
-	var state []string
-	for _, p := range []string{tries.RecordPath, tries.HistoryPath} {
-		state = append(append(state, m.FS.Path(p)), atomicfile.Leftovers(m.FS.Path(p))...)
-	}
-	for _, hp := range state {
-		if err := os.Remove(hp); err == nil {
-			m.Report("removed %s", m.FS.Unpath(hp))
+	chain, _ := ReadJob(m.FS, JobChain)
+	reboot, _ := ReadJob(m.FS, JobReboot)
+	if chain == nil && reboot == nil {
+		// The try record and the history belong to the install:
+		// without it they mean nothing, and a later install starts
+		// afresh.
+		var state []string
+		for _, p := range []string{tries.RecordPath, tries.HistoryPath} {
+			state = append(append(state, m.FS.Path(p)), atomicfile.Leftovers(m.FS.Path(p))...)
+		}
+		for _, hp := range state {
+			if err := os.Remove(hp); err == nil {
+				m.Report("removed %s", m.FS.Unpath(hp))
+			}
 		}
 	}
 	for _, s := range r.Steps {
@@ -633,7 +688,6 @@ func (m Machine) Uninstall() error {
 			}
 		}
 	}
-	m.Report("kxboot is uninstalled; the next boot is the provider's kernel alone.")
 	return nil
 }
 
@@ -736,9 +790,17 @@ func (m Machine) undo(s *Step) error {
 
 // traces lists what an install would have left, for an uninstall that
 // finds no record.
-func (m Machine) traces() []string {
+func (m Machine) traces(jobs []string) []string {
 	var out []string
-	for _, p := range []string{SystemdUnit, InitScript, OpenRCLink, OpenRCBoot, ConfirmUnit, ConfirmWants + "/kxboot-confirm.service", ConfirmScript, OpenRCConfirm, initwrap.Original} {
+	var paths []string
+	for _, job := range jobs {
+		if job == JobChain {
+			paths = append(paths, SystemdUnit, InitScript, OpenRCLink, OpenRCBoot, ConfirmUnit, ConfirmWants+"/kxboot-confirm.service", ConfirmScript, OpenRCConfirm, initwrap.Original)
+		} else {
+			paths = append(paths, rebootPaths...)
+		}
+	}
+	for _, p := range paths {
 		if _, err := os.Lstat(m.FS.Path(p)); err == nil {
 			out = append(out, p+" exists")
 		}

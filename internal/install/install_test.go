@@ -61,6 +61,18 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 			os.Remove(f.fs.Path("/etc/rc" + string(rl) + ".d/S03kxboot-confirm"))
 		}
 		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.start"), []byte("TARGETS = rsyslog\n"), 0o644)
+	case name == "systemctl":
+		return nil
+	case name == "update-rc.d" && strings.HasPrefix(args[0], "kxboot-reboot") && args[1] == "defaults":
+		// insserv: K links in runlevel 6 only.
+		n := map[string]string{"kxboot-reboot": "K01", "kxboot-reboot-jump": "K05"}[args[0]]
+		return os.Symlink("../init.d/"+args[0], f.fs.Path("/etc/rc6.d/"+n+args[0]))
+	case name == "update-rc.d" && strings.HasPrefix(args[1], "kxboot-reboot") && args[2] == "remove":
+		links, _ := f.fs.Glob("/etc/rc6.d/K0?" + args[1])
+		for _, l := range links {
+			os.Remove(f.fs.Path(l))
+		}
+		return nil
 	case name == "dpkg-divert" && args[len(args)-2] == "--remove":
 		if _, err := os.Lstat(f.fs.Path(args[3])); err != nil {
 			return nil // "No diversion ..., none removed"
@@ -100,6 +112,7 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		files["/run/openrc/softlevel"] = "default"
 	}
 	links["/etc/rcS.d/S04checkroot.sh"] = "../init.d/checkroot.sh"
+	links["/etc/rc6.d/K02umountroot"] = "../init.d/umountroot"
 	for _, rl := range "2345" {
 		links["/etc/rc"+string(rl)+".d/S01rsyslog"] = "../init.d/rsyslog"
 	}
@@ -553,7 +566,7 @@ func TestRefusals(t *testing.T) {
 	if err := m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err == nil || !strings.Contains(err.Error(), "run kxboot uninstall first") {
+	if err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err == nil || !strings.Contains(err.Error(), "run kxboot uninstall chain first") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -595,5 +608,89 @@ func TestChooseMode(t *testing.T) {
 	}
 	if m := ChooseMode(fsys, Sysvinit); m != Sysvinit {
 		t.Errorf("named mode: %v", m)
+	}
+}
+
+// TestRebootInstall: the fast reboot for each init system, beside the
+// chain boot or alone; uninstall puts the tree back exactly.
+func TestRebootInstall(t *testing.T) {
+	for _, tt := range []struct {
+		init      string
+		withChain bool
+		want      []string // paths the install must create
+	}{
+		{"systemd", false, []string{RebootUnit, RebootWants, ShutdownHook}},
+		{"systemd", true, []string{RebootUnit, RebootWants, ShutdownHook}},
+		{"sysvinit", true, []string{RebootScript, JumpScript, "/etc/rc6.d/K01kxboot-reboot", "/etc/rc6.d/K05kxboot-reboot-jump"}},
+		{"openrc", false, []string{RebootScript, JumpScript, "/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot-jump"}},
+	} {
+		t.Run(fmt.Sprintf("%s/chain=%v", tt.init, tt.withChain), func(t *testing.T) {
+			fsys, run := debian(t, tt.init)
+			if tt.init == "openrc" {
+				rootfstest.Write(t, fsys, "/etc/runlevels/off/umountroot", []byte("x"))
+			}
+			before := snapshot(t, fsys)
+			var out []string
+			m := machineFor(fsys, run, &out)
+			if tt.withChain {
+				if err := m.Chain(Options{Mode: Auto, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"}); err != nil {
+				t.Fatal(err)
+			}
+			after := snapshot(t, fsys)
+			for _, p := range tt.want {
+				if after[p] == "" {
+					t.Errorf("%s was not created", p)
+				}
+			}
+			if rec, err := ReadJob(fsys, JobReboot); err != nil || rec == nil || rec.Mode != Mode(tt.init) {
+				t.Errorf("reboot record: %+v, %v", rec, err)
+			}
+			if rec, _ := ReadRecord(fsys); (rec != nil) != tt.withChain {
+				t.Errorf("chain record: %+v", rec)
+			}
+			out = nil
+			if err := m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"}); err != nil || !strings.Contains(out[0], "already installed") {
+				t.Errorf("second install: %v, %q", err, out)
+			}
+			if err := m.Uninstall(); err != nil {
+				t.Fatal(err)
+			}
+			if d := diff(before, snapshot(t, fsys)); d != "" {
+				t.Errorf("uninstall did not restore the tree:\n%s", d)
+			}
+		})
+	}
+	// uninstall reboot leaves the chain boot.
+	fsys, run := debian(t, "systemd")
+	var out []string
+	m := machineFor(fsys, run, &out)
+	m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"})
+	m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"})
+	if err := m.UninstallJobs(JobReboot); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.Exists(RebootUnit) || !fsys.Exists(SystemdUnit) {
+		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v", fsys.Exists(RebootUnit), fsys.Exists(SystemdUnit))
+	}
+}
+
+func TestRebootUnits(t *testing.T) {
+	u := rebootUnit("/usr/local/sbin/kxboot")
+	for _, want := range []string{"ExecStop=/usr/local/sbin/kxboot reboot --prepare", "RemainAfterExit=yes", "RequiresMountsFor=/boot /var/lib/kxboot", "WantedBy=multi-user.target"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("reboot unit lacks %q", want)
+		}
+	}
+	h := shutdownHook("/usr/local/sbin/kxboot")
+	if !strings.Contains(h, `[ "$1" = reboot ] || exit 0`) || !strings.Contains(h, "exec /usr/local/sbin/kxboot reboot --jump") {
+		t.Errorf("shutdown hook:\n%s", h)
+	}
+	j := sysvinitJumpScript("/bin/kxboot")
+	if !strings.Contains(j, "# X-Stop-After:      umountroot") || !strings.Contains(j, "# Default-Stop:      6") {
+		t.Errorf("jump script:\n%s", j)
 	}
 }

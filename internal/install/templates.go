@@ -207,5 +207,14 @@ ENABLED="yes"
 	fmt.Fprintf(&b, "APPEND=%s\n", config.Quote(appendArgs))
 	b.WriteString("# Seconds to wait for a key on the consoles before the hop; 0 skips the wait.\n")
 	fmt.Fprintf(&b, "ABORT_SECONDS=\"%d\"\n", abort)
+	fmt.Fprintf(&b, `# Unconfirmed hops in a row before kxboot stays on the provider's kernel
+# (kxboot reset, or a change of kernel or command line, starts over).
+MAX_TRIES="%d"
+# A command that must succeed before kxboot mark-good confirms the hop,
+# for example a ping of the gateway; empty confirms on reaching mark-good.
+HEALTH_CMD=""
+# Seconds after the hop to confirm, else the try failed: a firmware reboot.
+HEALTH_DEADLINE="%d"
+`, config.DefaultMaxTries, config.DefaultHealthDeadline)
 	return b.String()
 }

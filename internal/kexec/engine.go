@@ -274,6 +274,11 @@ func (e *Engine) Exec() error {
 	return e.explain(e.Sys.RebootKexec(), "reboot", Request{})
 }
 
+// Jump syncs and jumps into the loaded kernel without asking sysfs first:
+// at the end of a shutdown /sys may be gone. The kernel itself refuses
+// (EINVAL) when nothing is loaded, and the caller goes on.
+func (e *Engine) Jump() error { return e.explain(e.Sys.RebootKexec(), "reboot", Request{}) }
+
 // Reboot syncs and restarts through the firmware.
 func (e *Engine) Reboot() error { return e.explain(e.Sys.Reboot(), "reboot", Request{}) }
 

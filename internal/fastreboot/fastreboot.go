@@ -1,0 +1,205 @@
+// Package fastreboot is kxboot's reboot through kexec: at shutdown, while
+// /boot is still mounted, Prepare loads the next kernel; at the very end,
+// with the file systems read-only, Jump starts it where the init system
+// would reset the machine. Whatever goes wrong leaves nothing loaded, so
+// the reboot goes on through the firmware, with the reason logged: a
+// reboot never becomes a hang.
+package fastreboot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kxboot/kxboot/internal/atomicfile"
+	"github.com/kxboot/kxboot/internal/chain"
+	"github.com/kxboot/kxboot/internal/cmdline"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/plan"
+	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/tries"
+)
+
+// FirmwareFlag asks the next reboot to go through the firmware: kxboot
+// reboot --firmware and a failed try write it. /run lasts one boot, so the
+// reboot after goes through kexec again.
+const FirmwareFlag = "/run/kxboot/firmware-reboot"
+
+// Choice is what a fast reboot would boot.
+type Choice struct {
+	Load   bool      // false: reboot through the firmware
+	Plan   plan.Plan // what to load
+	Reason string    // why, in one line
+	// Try: the chain boot is installed, so the jump is a try of the
+	// owner's kernel, recorded like a hop at boot.
+	Try bool
+	ID  string
+	Rec tries.Record
+	Max int
+}
+
+// Decide is what the next reboot loads. With the chain boot installed and
+// enabled, the owner's kernel with the marker, counted as a try (after a
+// fallback: nothing, so the firmware brings the provider's kernel back);
+// otherwise the configured kernel or the newest installed one, with the
+// running command line.
+func Decide(fsys rootfs.FS) Choice {
+	if rec, _ := install.ReadRecord(fsys); rec != nil {
+		in := chain.Gather(fsys)
+		// This is a reboot, not a boot: the running kernel's marker is
+		// not a loop.
+		own := ""
+		if in.Config != nil {
+			own = in.Config.Marker
+		}
+		in.Running = in.Running.RemoveMarkers(cmdline.Markers(own))
+		d := chain.Decide(in)
+		if !d.Hop {
+			return Choice{Reason: "the chain boot says: " + d.Reason}
+		}
+		return Choice{Load: true, Plan: in.Plan, Reason: d.Reason, Try: true, ID: in.ID, Rec: in.Record, Max: d.Max}
+	}
+	cfg, err := config.Load(fsys)
+	if err != nil {
+		return Choice{Reason: fmt.Sprintf("the config cannot be used: %v", err)}
+	}
+	p, err := plan.Make(fsys, cfg, plan.Flags{})
+	if err != nil {
+		return Choice{Reason: err.Error()}
+	}
+	rel := ""
+	if p.Release != "" {
+		rel = " (" + p.Release + ")"
+	}
+	return Choice{Load: true, Plan: p, Reason: fmt.Sprintf("%s%s, %s", p.Kernel, rel, p.KernelFrom)}
+}
+
+// Env is the machine a fast reboot acts on.
+type Env struct {
+	FS     rootfs.FS
+	Engine *kexec.Engine
+	Logf   func(format string, args ...any)
+	Store  *tries.Store
+	Now    func() time.Time
+	// Jobs lists the init system's pending jobs (systemctl list-jobs),
+	// to tell a reboot from a poweroff; nil where the caller knows.
+	Jobs            func() (string, error)
+	BootID, Release string
+}
+
+// Installed says whether kxboot install reboot is in place: without it
+// the shutdown glue (a stale unit, say) loads nothing.
+func Installed(fsys rootfs.FS) bool {
+	r, err := install.ReadJob(fsys, install.JobReboot)
+	return err == nil && r != nil
+}
+
+// FirmwareRequested says whether this boot asked for one reboot through
+// the firmware, and why.
+func FirmwareRequested(fsys rootfs.FS) (bool, string) {
+	s, err := fsys.ReadString(FirmwareFlag)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, ""
+	}
+	if s == "" {
+		s = "requested"
+	}
+	return true, s
+}
+
+// RequestFirmware makes the next reboot go through the firmware.
+func RequestFirmware(fsys rootfs.FS, why string) error {
+	if err := os.MkdirAll(fsys.Path("/run/kxboot"), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(fsys.Path(FirmwareFlag), []byte(why+"\n"), 0o644)
+}
+
+// ClearFirmware takes a request back.
+func ClearFirmware(fsys rootfs.FS) { os.Remove(fsys.Path(FirmwareFlag)) }
+
+// Prepare loads the next kernel for the jump at the end of the shutdown,
+// or makes sure nothing is loaded, and says why. It is run at every
+// shutdown by the init glue and never fails the shutdown.
+func Prepare(e Env) {
+	if !Installed(e.FS) {
+		e.Logf("kxboot: reboot: the fast reboot is not installed (no %s): nothing loaded", install.RebootManifest)
+		return
+	}
+	firmware := func(reason string) {
+		e.Engine.Unload()
+		e.Logf("kxboot: reboot: through the firmware: %s", reason)
+		e.history(tries.Entry{Event: "firmware-reboot", Reason: reason})
+	}
+	if ok, why := FirmwareRequested(e.FS); ok {
+		firmware("one reboot through the firmware was asked for (" + why + ")")
+		return
+	}
+	if e.Jobs != nil {
+		if jobs, err := e.Jobs(); err == nil && !strings.Contains(jobs, "reboot.target") && !strings.Contains(jobs, "kexec.target") {
+			e.Logf("kxboot: reboot: not a reboot (poweroff or halt): nothing loaded")
+			e.Engine.Unload()
+			return
+		}
+	}
+	c := Decide(e.FS)
+	if !c.Load {
+		firmware(c.Reason)
+		return
+	}
+	start := time.Now()
+	res, err := e.Engine.Load(kexec.Request{Kernel: c.Plan.Kernel, Initrds: c.Plan.Initrds, Cmdline: c.Plan.Cmdline})
+	if err != nil {
+		firmware(err.Error())
+		return
+	}
+	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", c.Plan.Kernel, res.Syscall, time.Since(start).Milliseconds(), c.Plan.Cmdline)
+	if c.Try {
+		unlock := e.Store.Lock()
+		r := tries.Hop(c.Rec, c.Plan.Kernel, c.ID, e.Now(), e.BootID)
+		err := e.Store.Write(r)
+		unlock()
+		if err != nil {
+			firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
+			return
+		}
+		e.history(tries.Entry{Event: "hop", Kernel: c.Plan.Kernel, Try: r.Tries, Max: c.Max, Reason: "fast reboot: " + c.Reason})
+		return
+	}
+	e.history(tries.Entry{Event: "fast-reboot", Kernel: c.Plan.Kernel, Reason: c.Reason})
+}
+
+// Jump starts the loaded kernel, at the end of a reboot. When nothing is
+// loaded, or the jump fails, it returns and the reboot goes on through the
+// firmware.
+func Jump(e Env) {
+	if ok, _ := FirmwareRequested(e.FS); ok {
+		e.Logf("kxboot: reboot: through the firmware, as asked")
+		return
+	}
+	if loaded, err := e.Engine.Loaded(); err == nil && !loaded {
+		e.Logf("kxboot: reboot: no kernel is loaded; the reboot goes through the firmware")
+		return
+	}
+	// Loaded, or sysfs is already gone: the kernel refuses the jump when
+	// nothing is loaded.
+	e.Logf("kxboot: reboot: jumping into the loaded kernel")
+	err := e.Engine.Jump()
+	e.Engine.Unload()
+	e.Logf("kxboot: reboot: the jump failed (%v); the reboot goes through the firmware", err)
+}
+
+func (e Env) history(en tries.Entry) {
+	if e.Store == nil {
+		return
+	}
+	en.Time, en.Boot, en.Running = e.Now(), e.BootID, e.Release
+	if err := e.Store.Append(en); err != nil {
+		e.Logf("kxboot: reboot: cannot write %s: %v", tries.HistoryPath, err)
+	}
+}
