@@ -18,6 +18,19 @@ const chainLib = `# kx_reset: a firmware reset at once, after a sync. The chain 
 # a minute per boot.
 kx_reset() { say end reset; sync; sleep 1; echo b >/proc/sysrq-trigger; sleep 60; }
 
+# kx_confirmed waits until the init system's kxboot-confirm service has
+# confirmed this hop (kxboot mark-good at the end of the boot).
+kx_confirmed() {
+	i=0
+	while [ $i -lt 60 ]; do
+		kxboot status | grep -q "^tries:      0 unconfirmed" && return 0
+		sleep 2
+		i=$((i + 1))
+	done
+	kxboot status
+	return 1
+}
+
 kx_snap() {
 	for d in /sbin/ /etc/systemd/system /etc/init.d /etc/rcS.d /etc/rc0.d /etc/rc2.d /etc/rc6.d /etc/runlevels /etc/default /var/lib/kxboot /var/lib/dpkg/diversions /etc/insserv.conf.d; do
 		[ -e "$d" ] || continue
@@ -44,7 +57,8 @@ var chainCases = []chainCase{
 // follows it over six boots of the provider's kernel A:
 //
 //	1 (A)  snapshot the system files, kxboot install chain, reboot
-//	2 (B)  kxboot hopped exactly once: B with the marker; (wrapper: reinstall
+//	2 (B)  kxboot hopped exactly once: B with the marker; the init system's
+//	       kxboot-confirm service confirms it; (wrapper: reinstall
 //	       the init package, the wrapper stays); point KERNEL at nothing, reboot
 //	3 (A)  booted on: missing kernel, reason in status; break the config, reboot
 //	4 (A)  booted on: malformed config, reason in status; restore it, reboot
@@ -92,6 +106,7 @@ cp /etc/default/kxboot /root/kxboot.installed
 step dryrun kxboot chain --dry-run
 kx_reset`),
 		harness.BootScript(2, `. /usr/local/lib/kxtest/chain.sh
+step confirmed kx_confirmed
 step status kxboot status
 `+reinstall+`sed -i 's|^KERNEL=.*|KERNEL="/boot/vmlinuz-gone"|' /etc/default/kxboot
 kx_reset`),
@@ -114,20 +129,7 @@ kx_reset`),
 kx_poweroff`),
 	)
 	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = 9; o.Timeout = 20 * time.Minute }, files...)
-	check := func(n int, release string) *harness.Report {
-		t.Helper()
-		r, err := dg.g.WaitEnd(n, 6*time.Minute)
-		if err != nil {
-			dg.fatalf("boot %d: %v", n, err)
-		}
-		dg.r = r
-		s := r.Stage(fmt.Sprint(n))
-		if got, _ := s.Get("release"); got != release {
-			dg.errorf("boot %d came up on %q; want %q", n, got, release)
-		}
-		t.Logf("boot %d: %s at %v", n, release, dg.g.Elapsed().Round(time.Second))
-		return s
-	}
+	check := dg.at
 	status := func(s *harness.Report, n int, want string) {
 		t.Helper()
 		st := dg.step(fmt.Sprint(n), "status")
@@ -147,7 +149,9 @@ kx_poweroff`),
 	if !strings.Contains(cmd, "kxboot.chained=1") || !strings.Contains(cmd, "kxtest.provider=1") {
 		dg.errorf("kernel B's command line %q lacks the marker or the provider's parameters", cmd)
 	}
+	dg.ok("2", "confirmed")
 	status(s, 2, "via kxboot: yes")
+	status(s, 2, "tries:      0 unconfirmed; "+kB+" confirmed healthy")
 	status(s, 2, "installed:  chain "+c.mode)
 	if c.initPkg != "" {
 		dg.ok("2", "reinstall")
@@ -192,5 +196,47 @@ kx_poweroff`),
 	want := []string{a.Release, a.Release, b.Release, a.Release, a.Release, a.Release, a.Release}
 	if strings.Join(ks, " ") != strings.Join(want, " ") {
 		dg.errorf("kernels started: %v; want %v", ks, want)
+	}
+}
+
+// TestChainDeadline: the systemd service mode on a kernel that never
+// passes its health check. The deadline watcher, started by the chain unit
+// on the owner's kernel, outlives that unit, fails the try at
+// HEALTH_DEADLINE and reboots through systemd and the firmware; with
+// MAX_TRIES=1 the provider's kernel then stays, and says why.
+func TestChainDeadline(t *testing.T) {
+	t.Parallel()
+	a, b := kernels(t)
+	img := image(t, harness.Systemd)
+	kB := "/boot/vmlinuz-" + b.Release
+	conf := fmt.Sprintf("KERNEL=%s\nINITRD=/boot/initrd.img-%s\nABORT_SECONDS=0\nMAX_TRIES=1\nHEALTH_DEADLINE=90\nHEALTH_CMD=\"false\"\n", kB, b.Release)
+	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = 4; o.Timeout = 12 * time.Minute },
+		harness.GuestFile{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
+		harness.GuestFile{Path: "/etc/default/kxboot", Data: []byte(conf)},
+		harness.BootScript(1, "step install kxboot install chain --mode systemd\nkx_reboot"),
+		harness.BootScript(2, "step status kxboot status\nstep watch sh -c 'ps -eo args | grep \"[k]xboot watch\"'\nkx_idle"),
+		harness.BootScript(3, "step status kxboot status\nstep history kxboot history\nkx_poweroff"),
+	)
+	check := dg.at
+	check(1, a.Release)
+	dg.ok("1", "install")
+	check(2, b.Release)
+	if st := dg.ok("2", "status"); !strings.Contains(st.Stdout(), "tries:      this boot is try 1 of 1 of "+kB+", waiting for kxboot mark-good") {
+		dg.errorf("boot 2: status:\n%s", st.Stdout())
+	}
+	dg.ok("2", "watch")
+	check(3, a.Release)
+	st := dg.ok("3", "status")
+	if first := st.Out[0]; !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, "no confirmation within HEALTH_DEADLINE (90 s after the hop); the last health check said: HEALTH_CMD \"false\" failed: exit status 1") {
+		dg.errorf("boot 3: status begins %q", first)
+	}
+	if h := dg.ok("3", "history").Stdout(); !strings.Contains(h, "failed try 1/1") || !strings.Contains(h, "fallback") {
+		dg.errorf("boot 3: history:\n%s", h)
+	}
+	if err := dg.g.Wait(); err != nil {
+		dg.fatalf("qemu did not end after the poweroff: %v", err)
+	}
+	if ks := dg.g.Kernels(); strings.Join(ks, " ") != strings.Join([]string{a.Release, a.Release, b.Release, a.Release}, " ") {
+		dg.errorf("kernels started: %v", ks)
 	}
 }

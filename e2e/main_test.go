@@ -86,6 +86,23 @@ func providerAppend(a harness.Kernel) string {
 		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1"
 }
 
+// at waits for the end of runner boot n of a disk guest and checks that
+// it ran on the kernel release; it returns the boot's report.
+func (gu *guest) at(n int, release string) *harness.Report {
+	gu.t.Helper()
+	r, err := gu.g.WaitEnd(n, 6*time.Minute)
+	if err != nil {
+		gu.fatalf("boot %d: %v", n, err)
+	}
+	gu.r = r
+	s := r.Stage(fmt.Sprint(n))
+	if got, _ := s.Get("release"); got != release {
+		gu.fatalf("boot %d came up on %q; want %q", n, got, release)
+	}
+	gu.t.Logf("boot %d: %s at %v", n, release, gu.g.Elapsed().Round(100*time.Millisecond))
+	return s
+}
+
 // guest is a finished guest run and the test it belongs to.
 type guest struct {
 	t *testing.T

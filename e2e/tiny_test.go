@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kxboot/kxboot/e2e/internal/harness"
+)
+
+// The tiny guest is the systemd disk image with a ten-line shell script as
+// its init, wrapped by kxboot the way `kxboot install chain --mode
+// wrapper` leaves a machine (/sbin/init -> kxboot, the original init at
+// /sbin/init.kxboot-orig; TestChain proves the install itself). Debian's
+// initramfs mounts the real ext4 root read-only, as on any server, so the
+// try record is written the way it is in the field; but a boot takes about
+// 6 s under TCG instead of 25-55 s, which is what lets the boot-counting
+// cases run many boots each.
+
+// tinyInit is the "distribution's init" of the tiny guest.
+const tinyInit = `#!/bin/sh
+# kxtest tiny init: mounts what the initramfs did not, makes / writable,
+# and runs the kxtest runner. Written by the e2e tests (e2e/tiny_test.go).
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mountpoint -q /run || mount -t tmpfs -o mode=755 tmpfs /run
+/usr/local/lib/kxtest/early
+mount -o remount,rw /
+/usr/local/lib/kxtest/runner
+while :; do sleep 3600; done
+`
+
+// tinyReboot and tinyPoweroff stand in for the init system's commands
+// (first in PATH): sync, / read-only, then the firmware reset or power off.
+const tinyReboot = `#!/bin/sh
+sync
+mount -o remount,ro / 2>/dev/null
+echo b >/proc/sysrq-trigger
+sleep 60
+`
+
+const tinyPoweroff = `#!/bin/sh
+sync
+mount -o remount,ro / 2>/dev/null
+echo o >/proc/sysrq-trigger
+sleep 60
+`
+
+// tinyGuest is one tiny guest's disk, run by one or more qemu processes in
+// turn (a power cut ends one and starts the next).
+type tinyGuest struct {
+	*guest
+	img   *harness.DiskImage
+	disk  string
+	dir   string
+	runs  int
+	a, b  harness.Kernel
+	kB    string
+	extra string // added to the provider's command line
+}
+
+// tinyConf is /etc/default/kxboot for the hop into B: no abort window.
+func tinyConf(kB, iB, more string) string {
+	return fmt.Sprintf("KERNEL=%s\nINITRD=%s\nABORT_SECONDS=0\n%s", kB, iB, more)
+}
+
+// startTiny makes a tiny guest with conf as /etc/default/kxboot and the
+// boot scripts, and starts it on the provider's kernel A with extra added
+// to the command line.
+func startTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tinyGuest {
+	t.Helper()
+	a, b := kernels(t)
+	img := image(t, harness.Systemd)
+	dir := t.TempDir()
+	disk, err := harness.NewDisk(img, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kB := "/boot/vmlinuz-" + b.Release
+	base := []harness.GuestFile{
+		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
+		{Path: "/usr/local/lib/kxtest/tinyinit", Mode: 0o755, Data: []byte(tinyInit)},
+		{Path: "/usr/local/sbin/reboot", Mode: 0o755, Data: []byte(tinyReboot)},
+		{Path: "/usr/local/sbin/poweroff", Mode: 0o755, Data: []byte(tinyPoweroff)},
+		{Path: "/sbin/init.kxboot-orig", Target: "/usr/local/lib/kxtest/tinyinit"},
+		{Path: "/sbin/init", Target: "/usr/local/sbin/kxboot"},
+		{Path: "/etc/default/kxboot", Data: []byte(tinyConf(kB, "/boot/initrd.img-"+b.Release, more))},
+	}
+	if err := harness.Inject(disk, append(base, files...)...); err != nil {
+		t.Fatal(err)
+	}
+	guests <- struct{}{}
+	t.Cleanup(func() { <-guests })
+	tg := &tinyGuest{guest: &guest{t: t}, img: img, disk: disk, dir: dir, a: a, b: b, kB: kB, extra: extra}
+	tg.launch()
+	return tg
+}
+
+// launch starts qemu on the guest's disk.
+func (tg *tinyGuest) launch() {
+	tg.t.Helper()
+	tg.runs++
+	o := tg.img.Boot(tg.disk)
+	o.Append += " kxtest.provider=1" + tg.extra
+	o.ConsoleLog = filepath.Join(tg.dir, fmt.Sprintf("console-%d.log", tg.runs))
+	o.MaxKernels = 60
+	o.Timeout = 15 * time.Minute
+	g, err := harness.Start(o)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	tg.g = g
+	tg.t.Cleanup(func() {
+		g.Kill()
+		if tg.t.Failed() {
+			tg.t.Logf("whole console of run %d (%s):\n%s", tg.runs, o.ConsoleLog, g.Console())
+		}
+	})
+}
+
+// powerCut kills qemu at once, like pulling the plug, and starts the
+// machine again with extra as the provider's added parameters.
+func (tg *tinyGuest) powerCut(extra string) {
+	tg.t.Helper()
+	tg.g.Kill()
+	tg.t.Logf("power cut at %v", tg.g.Elapsed().Round(100*time.Millisecond))
+	tg.extra = extra
+	tg.launch()
+}
+
+// has fails the test unless step name of boot n printed want.
+func (tg *tinyGuest) has(n int, name, want string) {
+	tg.t.Helper()
+	st := tg.step(fmt.Sprint(n), name)
+	if !strings.Contains(st.Stdout(), want) {
+		tg.errorf("boot %d: %s lacks %q:\n%s", n, name, want, st.Stdout())
+	}
+}
+
+// events is the history's events with their try numbers, e.g. "hop/1
+// failed/1 fallback/0", from a `kxboot history --json` step.
+func (tg *tinyGuest) events(n int, name string) string {
+	tg.t.Helper()
+	st := tg.ok(fmt.Sprint(n), name)
+	var out []string
+	for _, l := range st.Out {
+		ev := jsonField(l, "event")
+		try := jsonField(l, "try")
+		if try == "" {
+			try = "0"
+		}
+		out = append(out, ev+"/"+try)
+	}
+	return strings.Join(out, " ")
+}
+
+// jsonField pulls one field out of a JSON line without a full decode.
+func jsonField(line, key string) string {
+	i := strings.Index(line, `"`+key+`":`)
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+3:]
+	if strings.HasPrefix(v, `"`) {
+		end := strings.Index(v[1:], `"`)
+		return v[1 : end+1]
+	}
+	end := strings.IndexAny(v, ",}")
+	return v[:end]
+}
+
+// kernelsWere fails the test unless the kernels started so far are want.
+func (tg *tinyGuest) kernelsWere(want ...string) {
+	tg.t.Helper()
+	if got := tg.g.Kernels(); strings.Join(got, " ") != strings.Join(want, " ") {
+		tg.errorf("kernels started: %v; want %v", got, want)
+	}
+}

@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kxboot/kxboot/e2e/internal/harness"
+)
+
+// The boot-counting cases: every one ends in userspace on the provider's
+// kernel A within MAX_TRIES firmware resets, with the failure and its
+// reason in the history. They run on the tiny guest (tiny_test.go).
+
+// report is what every case's last boot prints: status, history.
+const report = `step status kxboot status
+step history kxboot history --json
+step tries cat /var/lib/kxboot/tries
+step leftovers sh -c 'ls -a /var/lib/kxboot | grep tmp || true'
+`
+
+// fellBack checks the provider boot n after a fallback: status says so in
+// its first line, with the reason; the history ends in a fallback.
+func (tg *tinyGuest) fellBack(n int, reason, events string) {
+	tg.t.Helper()
+	st := tg.ok(fmt.Sprint(n), "status")
+	first := ""
+	if len(st.Out) > 0 {
+		first = st.Out[0]
+	}
+	if !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, reason) {
+		tg.errorf("boot %d: kxboot status's first line is %q; want FALLBACK: ... %q", n, first, reason)
+	}
+	if got := tg.events(n, "history"); got != events {
+		tg.errorf("boot %d: history events %q; want %q", n, got, events)
+	}
+	hist := tg.step(fmt.Sprint(n), "history").Stdout()
+	if !strings.Contains(hist, reason) {
+		tg.errorf("boot %d: the history does not give the reason %q:\n%s", n, reason, hist)
+	}
+}
+
+// TestTriesPanic: the owner's kernel panics early. rdinit= names nothing,
+// so the kernel skips its initramfs and cannot mount the root itself (the
+// disk driver is a module): "VFS: Unable to mount root fs". (init= would
+// not do: Debian's initramfs falls back to /sbin/init.) panic=10, added by
+// the hop, resets the machine; after MAX_TRIES=2 the provider's kernel
+// stays.
+func TestTriesPanic(t *testing.T) {
+	t.Parallel()
+	tg := startTiny(t, "MAX_TRIES=2\nAPPEND=rdinit=/nonexistent\n", "",
+		harness.BootScript(1, report+"kx_poweroff"))
+	tg.at(1, tg.a.Release)
+	tg.fellBack(1, "2 unconfirmed hops in a row into "+tg.kB+" (last: the kernel never confirmed",
+		"hop/1 failed/1 hop/2 failed/2 fallback/0")
+	if _, err := tg.g.WaitFor("Kernel panic - not syncing: VFS: Unable to mount root fs", time.Second); err != nil {
+		tg.errorf("kernel B did not panic the way the case means: %v", err)
+	}
+	a, b := tg.a.Release, tg.b.Release
+	tg.kernelsWere(a, b, a, b, a)
+}
+
+// TestTriesDeadline: the owner's kernel comes up but never confirms; the
+// watcher fails the try HEALTH_DEADLINE after the hop and reboots.
+func TestTriesDeadline(t *testing.T) {
+	t.Parallel()
+	tg := startTiny(t, "MAX_TRIES=2\nHEALTH_DEADLINE=20\n", "",
+		harness.BootScript(1, "step status kxboot status\nkx_idle"),
+		harness.BootScript(2, "kx_idle"),
+		harness.BootScript(3, report+"kx_poweroff"))
+	tg.at(1, tg.b.Release)
+	tg.has(1, "status", "tries:      this boot is try 1 of 2 of "+tg.kB+", waiting for kxboot mark-good")
+	tg.at(2, tg.b.Release)
+	tg.at(3, tg.a.Release)
+	tg.fellBack(3, "no confirmation within HEALTH_DEADLINE (20 s after the hop)",
+		"hop/1 failed/1 hop/2 failed/2 fallback/0")
+	a, b := tg.a.Release, tg.b.Release
+	tg.kernelsWere(a, b, a, b, a)
+}
+
+// TestTriesHealthCmd: the kernel boots without network; HEALTH_CMD fails,
+// mark-good keeps trying, and the try fails at the deadline with what the
+// check said.
+func TestTriesHealthCmd(t *testing.T) {
+	t.Parallel()
+	const check = `HEALTH_CMD="grep -q up /sys/class/net/eth0/operstate"` + "\nHEALTH_DEADLINE=25\nMAX_TRIES=1\n"
+	tg := startTiny(t, check, "",
+		harness.BootScript(1, "(kxboot mark-good >/dev/console 2>&1 &)\nkx_idle"),
+		harness.BootScript(2, report+"kx_poweroff"))
+	tg.at(1, tg.b.Release)
+	tg.at(2, tg.a.Release)
+	tg.fellBack(2, "the last health check said: HEALTH_CMD", "hop/1 failed/1 fallback/0")
+	hist := tg.step("2", "history").Stdout()
+	if !strings.Contains(hist, "/sys/class/net/eth0/operstate: No such file or directory") {
+		tg.errorf("the history lacks the health check's own words:\n%s", hist)
+	}
+}
+
+// TestTriesKernelBroken: the kernel file is deleted, then truncated, after
+// the install: each boot stays on A and says why; nothing is loaded.
+func TestTriesKernelBroken(t *testing.T) {
+	t.Parallel()
+	tg := startTiny(t, "", "",
+		harness.BootScript(1, `step good kxboot mark-good
+cp /boot/vmlinuz-`+kernelBRelease(t)+` /root/kernel
+rm /boot/vmlinuz-`+kernelBRelease(t)+`
+kx_reboot`),
+		harness.BootScript(2, `step status kxboot status
+head -c 1000000 /root/kernel >/boot/vmlinuz-`+kernelBRelease(t)+`
+kx_reboot`),
+		harness.BootScript(3, report+"step loaded cat /sys/kernel/kexec_loaded\nkx_poweroff"))
+	tg.at(1, tg.b.Release)
+	tg.ok("1", "good")
+	tg.at(2, tg.a.Release)
+	tg.has(2, "status", "this boot:  boot on: kernel "+tg.kB+" does not exist")
+	tg.at(3, tg.a.Release)
+	tg.has(3, "status", "this boot:  boot on: kernel "+tg.kB+" is a truncated kernel image")
+	if got := tg.events(3, "history"); got != "hop/1 confirmed/1 boot-on/0 boot-on/0" {
+		tg.errorf("history events %q", got)
+	}
+	if got := tg.ok("3", "loaded").Stdout(); got != "0" {
+		tg.errorf("a kernel is loaded after booting on: %q", got)
+	}
+}
+
+// TestTriesKexecRefused: kexec is turned off before the hop
+// (kernel.kexec_load_disabled=1 from the provider's command line): the
+// provider's kernel boots on, with the reason.
+func TestTriesKexecRefused(t *testing.T) {
+	t.Parallel()
+	tg := startTiny(t, "", " sysctl.kernel.kexec_load_disabled=1",
+		harness.BootScript(1, report+"kx_poweroff"))
+	tg.at(1, tg.a.Release)
+	tg.has(1, "status", "this boot:  boot on: ")
+	tg.has(1, "status", "kexec_load_disabled is 1")
+	if got := tg.events(1, "history"); got != "boot-on/0" {
+		tg.errorf("history events %q", got)
+	}
+	tg.kernelsWere(tg.a.Release)
+}
+
+// TestTriesPowerCut cuts the power right after the try is recorded (before
+// the jump), and in another machine in the middle of writing the record.
+// The record is never torn: the first comes back as a failed try, the
+// second as if the hop had not begun.
+func TestTriesPowerCut(t *testing.T) {
+	t.Parallel()
+	for _, at := range []string{"after-record", "mid-record"} {
+		t.Run(at, func(t *testing.T) {
+			tg := startTiny(t, "MAX_TRIES=3\n", " kxboot.test_pause="+at,
+				harness.BootScript(1, report+"step good kxboot mark-good\nstep after kxboot history --json\nkx_poweroff"))
+			if _, err := tg.g.WaitFor("test pause at "+at, 3*time.Minute); err != nil {
+				tg.fatalf("%v", err)
+			}
+			tg.powerCut("")
+			tg.at(1, tg.b.Release)
+			st := tg.ok("1", "status")
+			if strings.Contains(st.Stdout(), "DAMAGED") {
+				tg.errorf("the record is damaged after the power cut:\n%s", st.Stdout())
+			}
+			if got := tg.step("1", "leftovers").Stdout(); got != "" {
+				tg.errorf("temp files left in /var/lib/kxboot: %q", got)
+			}
+			want := map[string]string{
+				"after-record": "hop/1 failed/1 hop/2",
+				"mid-record":   "hop/1",
+			}[at]
+			if got := tg.events(1, "history"); got != want {
+				tg.errorf("history after the power cut: %q; want %q", got, want)
+			}
+			if got := tg.events(1, "after"); got != want+" confirmed/"+want[len(want)-1:] {
+				tg.errorf("history after mark-good: %q", got)
+			}
+		})
+	}
+}
+
+// TestTriesControl: a good kernel hops and confirms 20 times in a row,
+// with no false fallback.
+func TestTriesControl(t *testing.T) {
+	t.Parallel()
+	const boots = 20
+	var files []harness.GuestFile
+	for n := 1; n <= boots; n++ {
+		end := "kx_reboot"
+		if n == boots {
+			end = report + "kx_poweroff"
+		}
+		files = append(files, harness.BootScript(n, "step good kxboot mark-good\nstep status kxboot status\n"+end))
+	}
+	tg := startTiny(t, "MAX_TRIES=2\n", "", files...)
+	for n := 1; n <= boots; n++ {
+		tg.at(n, tg.b.Release)
+		if got := tg.ok(fmt.Sprint(n), "good").Stdout(); !strings.Contains(got, "confirmed "+tg.kB+" as healthy (try 1)") {
+			tg.errorf("boot %d: mark-good said %q", n, got)
+		}
+		tg.has(n, "status", "tries:      0 unconfirmed")
+	}
+	want := strings.TrimSpace(strings.Repeat("hop/1 confirmed/1 ", boots))
+	if got := tg.events(boots, "history"); got != want {
+		tg.errorf("history: %q", got)
+	}
+	var ks []string
+	for n := 0; n < boots; n++ {
+		ks = append(ks, tg.a.Release, tg.b.Release)
+	}
+	tg.kernelsWere(ks...)
+}
+
+func kernelBRelease(t *testing.T) string {
+	_, b := kernels(t)
+	return b.Release
+}
