@@ -45,6 +45,9 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 	case *armed:
 		fmt.Fprintln(env.Stdout, "kxboot: reboot: the fast reboot is armed: "+nextReboot(env))
 		return nil
+	case *dry && *firmware:
+		fmt.Fprintln(env.Stdout, "kxboot reboot: would reboot once through the firmware; after it, "+nextReboot(env))
+		return nil
 	case *dry:
 		fmt.Fprintln(env.Stdout, "kxboot reboot: "+nextReboot(env))
 		if c := fastreboot.Decide(env.FS); c.Load {

@@ -50,12 +50,12 @@ const (
 	// RebootManifest records kxboot install reboot, which stands beside
 	// the chain boot's install.
 	RebootManifest = StateDir + "/install-reboot.json"
-	SystemdUnit  = "/etc/systemd/system/kxboot-chain.service"
-	SystemdWants = "/etc/systemd/system/sysinit.target.wants"
-	InitScript   = "/etc/init.d/kxboot-chain"
-	OpenRCLink   = "/etc/runlevels/sysinit/kxboot-chain"
-	OpenRCBoot   = "/etc/runlevels/boot/kxboot-chain"
-	Init         = "/sbin/init"
+	SystemdUnit    = "/etc/systemd/system/kxboot-chain.service"
+	SystemdWants   = "/etc/systemd/system/sysinit.target.wants"
+	InitScript     = "/etc/init.d/kxboot-chain"
+	OpenRCLink     = "/etc/runlevels/sysinit/kxboot-chain"
+	OpenRCBoot     = "/etc/runlevels/boot/kxboot-chain"
+	Init           = "/sbin/init"
 
 	// The confirmation service, which runs kxboot mark-good at the end
 	// of every boot, for the init that runs the machine.

@@ -61,7 +61,7 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 			os.Remove(f.fs.Path("/etc/rc" + string(rl) + ".d/S03kxboot-confirm"))
 		}
 		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.start"), []byte("TARGETS = rsyslog\n"), 0o644)
-	case name == "systemctl":
+	case name == "systemctl" || name == "rc-service":
 		return nil
 	case name == "update-rc.d" && strings.HasPrefix(args[0], "kxboot-reboot") && args[1] == "defaults":
 		// insserv: K links in runlevel 6 only.
@@ -622,7 +622,7 @@ func TestRebootInstall(t *testing.T) {
 		{"systemd", false, []string{RebootUnit, RebootWants, ShutdownHook}},
 		{"systemd", true, []string{RebootUnit, RebootWants, ShutdownHook}},
 		{"sysvinit", true, []string{RebootScript, JumpScript, "/etc/rc6.d/K01kxboot-reboot", "/etc/rc6.d/K05kxboot-reboot-jump"}},
-		{"openrc", false, []string{RebootScript, JumpScript, "/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot-jump"}},
+		{"openrc", false, []string{RebootScript, JumpScript, "/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot-jump", "/etc/runlevels/default/kxboot-reboot-jump"}},
 	} {
 		t.Run(fmt.Sprintf("%s/chain=%v", tt.init, tt.withChain), func(t *testing.T) {
 			fsys, run := debian(t, tt.init)

@@ -18,7 +18,7 @@ const (
 // rebootPaths are what a fast-reboot install may leave, for an uninstall
 // without a record.
 var rebootPaths = []string{RebootUnit, RebootWants, ShutdownHook, RebootScript, JumpScript,
-	"/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/shutdown/kxboot-reboot"}
+	"/etc/runlevels/default/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot"}
 
 // RebootOptions are the flags of kxboot install reboot.
 type RebootOptions struct {
@@ -68,15 +68,27 @@ func (m Machine) Reboot(o RebootOptions) error {
 		steps = append(steps, fileStep(JumpScript, 0o755, sysvinitJumpScript(o.Binary)))
 		steps = append(steps, updateRC(path.Base(RebootScript)), updateRC(path.Base(JumpScript)))
 	case OpenRC:
-		level := "/etc/runlevels/shutdown" // Alpine, Gentoo
-		if m.FS.Exists("/etc/runlevels/off") {
-			level = "/etc/runlevels/off" // Debian: runlevels 0 and 6
-		}
+		// Started at boot and kept through Debian's "off" runlevel, so
+		// that the "openrc reboot" that follows stops them in order
+		// with the LSB umount scripts.
 		steps = append(steps, fileStep(RebootScript, 0o755, openrcRebootScript(o.Binary)))
 		steps = append(steps, fileStep(JumpScript, 0o755, openrcJumpScript(o.Binary)))
-		steps = append(steps, m.dirs(level)...)
-		steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot", Target: RebootScript})
-		steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot-jump", Target: JumpScript})
+		levels := []string{"/etc/runlevels/default"}
+		if m.FS.Exists("/etc/runlevels/off") {
+			levels = append(levels, "/etc/runlevels/off")
+		}
+		for _, level := range levels {
+			steps = append(steps, m.dirs(level)...)
+			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot", Target: RebootScript})
+			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot-jump", Target: JumpScript})
+		}
+		// Started now, so that this boot's reboot already stops them;
+		// their stop does nothing unless OpenRC is rebooting.
+		for _, svc := range []string{path.Base(JumpScript), path.Base(RebootScript)} {
+			steps = append(steps, Step{Kind: "command",
+				Do:   []string{"rc-service", svc, "start"},
+				Undo: []string{"rc-service", svc, "stop"}})
+		}
 	}
 	r := &Record{Job: JobReboot, Mode: mode, Binary: o.Binary, Time: time.Now().UTC(), Steps: tidy(steps)}
 	if err := m.apply(r); err != nil {
@@ -185,42 +197,51 @@ exit 0
 `, bin)
 }
 
-// openrcReboot is the test both OpenRC services make: Debian runs its "off"
-// runlevel for both poweroff and reboot (runlevel 0 or 6 in utmp); Alpine
-// and Gentoo set RC_REBOOT.
-const openrcReboot = `[ "$RC_REBOOT" = YES ] || [ "$(runlevel 2>/dev/null | cut -d' ' -f2)" = 6 ]`
-
+// The OpenRC services do their work when they are stopped, and only when
+// OpenRC says the machine is going down for a reboot (RC_REBOOT=YES, which
+// "openrc reboot" sets; a poweroff never kexecs). Stops run in the reverse
+// order of starts: the load ("after" the local mounts) stops before they
+// are unmounted; the jump ("before" the umount scripts and the load) stops
+// after the root is read-only.
 func openrcRebootScript(bin string) string {
 	return fmt.Sprintf(`#!/sbin/openrc-run
 # Installed by kxboot install reboot; removed by kxboot uninstall.
-description="kxboot fast reboot: load the next kernel"
+description="kxboot fast reboot: load the next kernel at a reboot"
 
 depend() {
-	before umountfs umountnfs.sh localmount killprocs mount-ro
+	after localmount
 }
 
 start() {
-	%s || return 0
+	return 0
+}
+
+stop() {
+	[ "$RC_REBOOT" = YES ] || return 0
 	ebegin "kxboot: loading the next kernel"
 	%s reboot --prepare
 	eend 0
 }
-`, openrcReboot, bin)
+`, bin)
 }
 
 func openrcJumpScript(bin string) string {
 	return fmt.Sprintf(`#!/sbin/openrc-run
 # Installed by kxboot install reboot; removed by kxboot uninstall.
-description="kxboot fast reboot: jump into the loaded kernel"
+description="kxboot fast reboot: jump into the loaded kernel at a reboot"
 
 depend() {
-	after umountroot mount-ro
+	before kxboot-reboot umountfs umountnfs.sh umountroot mount-ro killprocs
 }
 
 start() {
-	%s || return 0
+	return 0
+}
+
+stop() {
+	[ "$RC_REBOOT" = YES ] || return 0
 	%s reboot --jump
 	return 0
 }
-`, openrcReboot, bin)
+`, bin)
 }
