@@ -36,3 +36,10 @@ demo: deps
 
 clean:
 	rm -f kxboot
+
+# The fast reboot benchmark (not a test): a firmware reboot, kxboot's and
+# the kexec-tools recipe, timed in Debian guests; a Markdown table on
+# stdout. BENCH_FLAGS="-runs 5 -out docs/benchmarks.md" writes the doc too.
+.PHONY: bench
+bench: deps
+	go run ./e2e/bench $(BENCH_FLAGS)
