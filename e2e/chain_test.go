@@ -209,7 +209,7 @@ func TestChainDeadline(t *testing.T) {
 	a, b := kernels(t)
 	img := image(t, harness.Systemd)
 	kB := "/boot/vmlinuz-" + b.Release
-	conf := fmt.Sprintf("KERNEL=%s\nINITRD=/boot/initrd.img-%s\nABORT_SECONDS=0\nMAX_TRIES=1\nHEALTH_DEADLINE=90\nHEALTH_CMD=\"false\"\n", kB, b.Release)
+	conf := fmt.Sprintf("KERNEL=%s\nINITRD=/boot/initrd.img-%s\nABORT_SECONDS=0\nMAX_TRIES=1\nHEALTH_DEADLINE=150\nHEALTH_CMD=\"false\"\n", kB, b.Release)
 	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = 4; o.Timeout = 12 * time.Minute },
 		harness.GuestFile{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
 		harness.GuestFile{Path: "/etc/default/kxboot", Data: []byte(conf)},
@@ -227,7 +227,7 @@ func TestChainDeadline(t *testing.T) {
 	dg.ok("2", "watch")
 	check(3, a.Release)
 	st := dg.ok("3", "status")
-	if first := st.Out[0]; !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, "no confirmation within HEALTH_DEADLINE (90 s after the hop); the last health check said: HEALTH_CMD \"false\" failed: exit status 1") {
+	if first := st.Out[0]; !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, "no confirmation within HEALTH_DEADLINE (150 s after the hop); the last health check said: HEALTH_CMD \"false\" failed: exit status 1") {
 		dg.errorf("boot 3: status begins %q", first)
 	}
 	if h := dg.ok("3", "history").Stdout(); !strings.Contains(h, "failed try 1/1") || !strings.Contains(h, "fallback") {
