@@ -285,10 +285,7 @@ func settle(env Env, in Input) tries.Record {
 	}
 	r, f := tries.Settle(in.Record, env.Now())
 	env.Logf("kxboot: chain: the hop into %s (try %d) failed: %s", f.Kernel, f.Try, f.Reason)
-	unlock := env.Store.Lock()
-	err := env.Store.Write(r)
-	unlock()
-	if err != nil {
+	if err := env.Store.WriteLocked(r); err != nil {
 		env.Logf("kxboot: chain: cannot record the failure in %s: %v", tries.RecordPath, err)
 	}
 	history(env, tries.Entry{Event: "failed", Kernel: f.Kernel, Try: f.Try, Max: in.Config.MaxTries, Reason: f.Reason})
@@ -305,12 +302,9 @@ func record(env Env, in Input, d Decision, armed bool) error {
 	if pause == "mid-record" && env.Pause != nil {
 		s.BeforeRename = func() { env.Pause(pause) }
 	}
-	unlock := s.Lock()
 	r := tries.Hop(in.Record, in.Plan.Kernel, in.ID, env.Now(), env.BootID)
 	r.Watchdog = armed
-	err := s.Write(r)
-	unlock()
-	if err != nil {
+	if err := s.WriteLocked(r); err != nil {
 		return err
 	}
 	env.Logf("kxboot: chain: recorded try %d of %d in %s", r.Tries, d.Max, tries.RecordPath)

@@ -13,19 +13,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kxboot/kxboot/internal/atomicfile"
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/health"
 	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/tries"
 )
-
-// FirmwareRebootFlag asks the next reboot to go through the firmware, not
-// through kexec: written by a failed try before it reboots (and, later, by
-// kxboot reboot --firmware). It lives in /run, so it lasts one boot.
-const FirmwareRebootFlag = "/run/kxboot/firmware-reboot"
 
 // searchPath is the PATH of the commands kxboot starts: PID 1's
 // environment has none.
@@ -90,10 +85,7 @@ func runCheck(cmd string, limit time.Duration) (string, error) {
 // is still up two minutes later, it syncs, remounts read-only and resets.
 func firmwareReboot(env *Env, logf func(string, ...any), reason string) error {
 	env.Engine.Unload()
-	flag := env.FS.Path(FirmwareRebootFlag)
-	if err := os.MkdirAll(env.FS.Path("/run/kxboot"), 0o755); err == nil {
-		atomicfile.Write(flag, []byte(reason+"\n"), 0o644)
-	}
+	fastreboot.RequestFirmware(env.FS, reason)
 	logf("kxboot: rebooting through the firmware, so the provider's kernel comes back: %s", reason)
 	c := exec.Command("reboot")
 	c.Env = append(os.Environ(), "PATH="+searchPath)

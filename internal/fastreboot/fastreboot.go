@@ -160,11 +160,8 @@ func Prepare(e Env) {
 	}
 	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", c.Plan.Kernel, res.Syscall, time.Since(start).Milliseconds(), c.Plan.Cmdline)
 	if c.Try {
-		unlock := e.Store.Lock()
 		r := tries.Hop(c.Rec, c.Plan.Kernel, c.ID, e.Now(), e.BootID)
-		err := e.Store.Write(r)
-		unlock()
-		if err != nil {
+		if err := e.Store.WriteLocked(r); err != nil {
 			firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
 			return
 		}

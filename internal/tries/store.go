@@ -81,6 +81,14 @@ func (s Store) Lock() (unlock func()) {
 	return func() { d.Close() }
 }
 
+// WriteLocked writes r under the lock: for callers that computed r from
+// a record they read before (the chain boot, the reboot's load).
+func (s Store) WriteLocked(r Record) error {
+	unlock := s.Lock()
+	defer unlock()
+	return s.Write(r)
+}
+
 // Update reads the record, changes it with fn and writes it, under the
 // lock. A damaged record reaches fn with its error; fn decides.
 func (s Store) Update(fn func(r Record, readErr error) (Record, error)) (Record, error) {
