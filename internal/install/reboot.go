@@ -140,51 +140,34 @@ exec %s reboot --jump
 // are unmounted (Debian's rc runs the K links of runlevel 6 whether or not
 // the script was started, as kexec-tools' kexec-load relies on).
 func sysvinitRebootScript(bin string) string {
-	return fmt.Sprintf(`#!/bin/sh
-# Installed by kxboot install reboot; removed by kxboot uninstall.
-### BEGIN INIT INFO
-# Provides:          kxboot-reboot
-# Required-Start:
-# Required-Stop:     $local_fs $remote_fs
-# Default-Start:
-# Default-Stop:      6
-# Short-Description: kxboot fast reboot: load the next kernel
-### END INIT INFO
-
-case "$1" in
-stop)
-	%s reboot --prepare
-	;;
-start|restart|force-reload|status)
-	;;
-*)
-	echo "Usage: $0 stop" >&2
-	exit 3
-	;;
-esac
-exit 0
-`, bin)
+	return runlevel6Script("kxboot-reboot", "# Required-Stop:     $local_fs $remote_fs\n",
+		"load the next kernel", bin+" reboot --prepare")
 }
 
 // sysvinitJumpScript jumps after the root is read-only, before the reboot
 // script would reset the machine; if the jump fails, the reboot goes on.
 func sysvinitJumpScript(bin string) string {
+	return runlevel6Script("kxboot-reboot-jump",
+		"# Required-Stop:\n# Should-Stop:       reboot\n# X-Stop-After:      umountroot\n",
+		"jump into the loaded kernel", bin+" reboot --jump")
+}
+
+// runlevel6Script is an LSB script that runs cmd when runlevel 6 stops it;
+// stopDeps are its stop-ordering header lines.
+func runlevel6Script(name, stopDeps, what, cmd string) string {
 	return fmt.Sprintf(`#!/bin/sh
 # Installed by kxboot install reboot; removed by kxboot uninstall.
 ### BEGIN INIT INFO
-# Provides:          kxboot-reboot-jump
+# Provides:          %s
 # Required-Start:
-# Required-Stop:
-# Should-Stop:       reboot
-# X-Stop-After:      umountroot
-# Default-Start:
+%s# Default-Start:
 # Default-Stop:      6
-# Short-Description: kxboot fast reboot: jump into the loaded kernel
+# Short-Description: kxboot fast reboot: %s
 ### END INIT INFO
 
 case "$1" in
 stop)
-	%s reboot --jump
+	%s
 	;;
 start|restart|force-reload|status)
 	;;
@@ -194,7 +177,7 @@ start|restart|force-reload|status)
 	;;
 esac
 exit 0
-`, bin)
+`, name, stopDeps, what, cmd)
 }
 
 // The OpenRC services do their work when they are stopped, and only when
