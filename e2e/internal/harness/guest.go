@@ -108,7 +108,7 @@ func Args(opts Options) []string {
 		"-m", strconv.Itoa(mem),
 		"-smp", "1",
 		"-nodefaults", "-no-user-config", "-nic", "none",
-		"-display", "none", "-monitor", "none",
+		"-display", "none", "-monitor", debugMonitor(),
 		"-serial", "stdio", // plain stdio: no mux, so Ctrl-A reaches the guest
 	}
 	if !opts.Reboot || !opts.InPlaceReset {
@@ -642,4 +642,17 @@ func (g *Guest) waitStage(n int, key, what string, timeout time.Duration) (*Repo
 		return r.Stage(stage), fmt.Errorf("%s %d: %w (boots reported: %v; kernels started: %v)", what, n, err, r.All("boot"), g.Kernels())
 	}
 	return r.Stage(stage), nil
+}
+
+// MonitorEnv names a Unix socket path for qemu's human monitor, for
+// looking inside a guest while a test runs (info registers, info jit,
+// xp /20i ADDR), e.g. with socat - UNIX-CONNECT:PATH. Only for one guest
+// at a time (go test -run one case): a second qemu cannot bind the path.
+const MonitorEnv = "KXBOOT_E2E_MONITOR"
+
+func debugMonitor() string {
+	if p := os.Getenv(MonitorEnv); p != "" {
+		return "unix:" + p + ",server,nowait"
+	}
+	return "none"
 }

@@ -40,7 +40,9 @@ say stage "$KXTEST_STAGE"
 say release "$(uname -r)"
 say cmdline "$(cat /proc/cmdline)"
 # type_of_loader in the boot_params this kernel got (offset 0x210):
-# b0 is QEMU's -kernel, d0 is the kernel's own kexec_file_load loader.
+# b0 is QEMU's -kernel; d0 is a kexec loader: the kernel's kexec_file_load
+# or kexec-tools (u-root's kexec_load, kxboot's fallback, keeps the b0 it
+# copies from the running kernel's).
 say loader "$(od -An -tx1 -j528 -N1 /sys/kernel/boot_params/data | tr -d ' ')"
 `
 
