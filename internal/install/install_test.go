@@ -664,8 +664,19 @@ func TestRebootInstall(t *testing.T) {
 			}
 		})
 	}
+	// An OpenRC without Debian's off runlevel (Alpine, Gentoo: mount-ro in
+	// the shutdown runlevel) is refused, and nothing is written.
+	fsys, run := debian(t, "openrc")
+	before := snapshot(t, fsys)
+	err := machineFor(fsys, run, new([]string)).Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"})
+	if err == nil || !strings.Contains(err.Error(), OpenRCUmountRoot+" does not exist") || !strings.Contains(err.Error(), "nothing was installed") {
+		t.Errorf("openrc without %s: %v", OpenRCUmountRoot, err)
+	}
+	if d := diff(before, snapshot(t, fsys)); d != "" {
+		t.Errorf("the refused install changed the tree:\n%s", d)
+	}
 	// uninstall reboot leaves the chain boot.
-	fsys, run := debian(t, "systemd")
+	fsys, run = debian(t, "systemd")
 	var out []string
 	m := machineFor(fsys, run, &out)
 	m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"})

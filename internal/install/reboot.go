@@ -13,12 +13,17 @@ const (
 	ShutdownHook = "/usr/lib/systemd/system-shutdown/kxboot-reboot"
 	RebootScript = "/etc/init.d/kxboot-reboot"
 	JumpScript   = "/etc/init.d/kxboot-reboot-jump"
+	// OpenRCUmountRoot marks Debian's OpenRC layout: Debian's "rc 6" runs
+	// "openrc off" and "openrc reboot", and the latter stops the LSB
+	// umount scripts kept in the off runlevel, umountroot last.
+	OpenRCUmountRoot = "/etc/runlevels/off/umountroot"
 )
 
 // rebootPaths are what a fast-reboot install may leave, for an uninstall
 // without a record.
 var rebootPaths = []string{RebootUnit, RebootWants, ShutdownHook, RebootScript, JumpScript,
-	"/etc/runlevels/default/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot"}
+	"/etc/runlevels/default/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot",
+	"/etc/runlevels/default/kxboot-reboot-jump", "/etc/runlevels/off/kxboot-reboot-jump"}
 
 // RebootOptions are the flags of kxboot install reboot.
 type RebootOptions struct {
@@ -45,6 +50,9 @@ func (m Machine) Reboot(o RebootOptions) error {
 	}
 	if err := m.preflight(mode, Options{Binary: o.Binary}); err != nil {
 		return err
+	}
+	if mode == OpenRC && !m.FS.Exists(OpenRCUmountRoot) {
+		return fmt.Errorf("%s does not exist: kxboot's OpenRC fast reboot knows Debian's layout, where \"openrc reboot\" makes the root read-only with that LSB script and then kxboot jumps, but not a mount-ro in the shutdown runlevel (Alpine, Gentoo), which busybox init also runs to power off; nothing was installed and reboots stay firmware reboots", OpenRCUmountRoot)
 	}
 	var steps []Step
 	switch mode {
@@ -73,11 +81,7 @@ func (m Machine) Reboot(o RebootOptions) error {
 		// with the LSB umount scripts.
 		steps = append(steps, fileStep(RebootScript, 0o755, openrcRebootScript(o.Binary)))
 		steps = append(steps, fileStep(JumpScript, 0o755, openrcJumpScript(o.Binary)))
-		levels := []string{"/etc/runlevels/default"}
-		if m.FS.Exists("/etc/runlevels/off") {
-			levels = append(levels, "/etc/runlevels/off")
-		}
-		for _, level := range levels {
+		for _, level := range []string{"/etc/runlevels/default", "/etc/runlevels/off"} {
 			steps = append(steps, m.dirs(level)...)
 			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot", Target: RebootScript})
 			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot-jump", Target: JumpScript})
