@@ -21,9 +21,23 @@ const (
 
 // rebootPaths are what a fast-reboot install may leave, for an uninstall
 // without a record.
-var rebootPaths = []string{RebootUnit, RebootWants, ShutdownHook, RebootScript, JumpScript,
-	"/etc/runlevels/default/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot",
-	"/etc/runlevels/default/kxboot-reboot-jump", "/etc/runlevels/off/kxboot-reboot-jump"}
+var rebootPaths = append([]string{RebootUnit, RebootWants, ShutdownHook, RebootScript, JumpScript},
+	openrcRebootLinks()...)
+
+// openrcRebootLevels are the runlevels the OpenRC fast reboot is linked
+// into: started at boot, kept through Debian's "off" runlevel.
+var openrcRebootLevels = []string{"/etc/runlevels/default", "/etc/runlevels/off"}
+
+// openrcRebootLinks are the runlevel links of the two OpenRC services.
+func openrcRebootLinks() []string {
+	var links []string
+	for _, level := range openrcRebootLevels {
+		for _, script := range []string{RebootScript, JumpScript} {
+			links = append(links, level+"/"+path.Base(script))
+		}
+	}
+	return links
+}
 
 // RebootOptions are the flags of kxboot install reboot.
 type RebootOptions struct {
@@ -81,10 +95,11 @@ func (m Machine) Reboot(o RebootOptions) error {
 		// with the LSB umount scripts.
 		steps = append(steps, fileStep(RebootScript, 0o755, openrcRebootScript(o.Binary)))
 		steps = append(steps, fileStep(JumpScript, 0o755, openrcJumpScript(o.Binary)))
-		for _, level := range []string{"/etc/runlevels/default", "/etc/runlevels/off"} {
+		for _, level := range openrcRebootLevels {
 			steps = append(steps, m.dirs(level)...)
-			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot", Target: RebootScript})
-			steps = append(steps, Step{Kind: "link", Path: level + "/kxboot-reboot-jump", Target: JumpScript})
+			for _, script := range []string{RebootScript, JumpScript} {
+				steps = append(steps, Step{Kind: "link", Path: level + "/" + path.Base(script), Target: script})
+			}
 		}
 		// Started now, so that this boot's reboot already stops them;
 		// their stop does nothing unless OpenRC is rebooting.

@@ -97,7 +97,8 @@ type Guest struct {
 }
 
 // Args returns the qemu command line for opts, without the QMP socket
-// that Start adds when opts.Reboot is set.
+// that Start adds when opts.Reboot is set; $KXBOOT_E2E_MONITOR
+// (MonitorEnv) adds a monitor socket.
 func Args(opts Options) []string {
 	mem := opts.MemoryMB
 	if mem == 0 {
