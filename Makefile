@@ -1,10 +1,11 @@
 # kxboot: make (build), make test (every test, installing what it needs),
+# make e2e-quick (the quick end-to-end cases, for between changes),
 # make demo (a throwaway QEMU guest hops from one kernel into another).
 export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X github.com/kxboot/kxboot/internal/cli.Version=$(VERSION)
 
-.PHONY: build test unit e2e demo deps vet fuzz clean
+.PHONY: build test unit e2e e2e-quick demo deps vet fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o kxboot ./cmd/kxboot
@@ -16,16 +17,32 @@ vet:
 	go vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+# go test through e2e/report: a line per package and per end-to-end case,
+# the output of failed tests, and at the end a table of the cases with
+# their kernel starts and seconds (docs/testing.md keeps the last full
+# one). A skipped test fails the run. -parallel 64 lets every case wait for
+# a guest slot at once, so that the slots go to the longest cases first
+# (e2e/slots_test.go); two guests run at a time.
+GOTEST := go run ./e2e/report -- -count=1 -parallel 64
+
+# The end-to-end cases that boot no whole init system: the initramfs
+# guests and the tiny guest's boot counting (a few minutes).
+E2E_QUICK := ^(TestConsole|TestBadInputs|TestHop.*|TestWrapper.*|TestTries.*)$$
+
 # Every test: unit tests, fuzz seeds, build checks and the QEMU end-to-end cases.
 test: deps vet
-	go test -count=1 -timeout 80m ./...
+	$(GOTEST) -timeout 60m ./...
 
 # Unit tests only: no QEMU, no root needed.
 unit:
-	go test -count=1 ./internal/... ./cmd/...
+	go test -count=1 ./internal/... ./cmd/... ./e2e/internal/... ./e2e/report/ ./e2e/bench/
 
+# The end-to-end cases alone, and the quick ones.
 e2e: deps
-	go test -count=1 -timeout 80m -v ./e2e/
+	$(GOTEST) -timeout 60m ./e2e/
+
+e2e-quick: deps
+	$(GOTEST) -timeout 30m -run '$(E2E_QUICK)' ./e2e/
 
 fuzz:
 	go test -run XXX -fuzz FuzzParse -fuzztime 30s ./internal/cmdline

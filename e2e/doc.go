@@ -1,21 +1,35 @@
 // Package e2e proves kxboot in QEMU guests: a guest boots a Debian kernel
-// (the provider's, "A"), runs kxboot from its initramfs and hops into a newer
-// Debian kernel ("B"), whose /init reports what it sees on the serial
-// console. The harness lives in internal/harness; run with
+// (the provider's, "A"), runs kxboot and hops into a newer Debian kernel
+// ("B"), and the tests read what the guest reports on its serial console.
+// The harness lives in internal/harness. Run everything, with a table of
+// what each case cost, as root:
 //
-//	go test -v -count=1 ./e2e/
+//	make test          # or: go run ./e2e/report -- -count=1 -parallel 64 ./e2e/
+//	make e2e-quick     # the initramfs and tiny-guest cases only
 //
-// as root on a machine with qemu-system-x86, busybox-static and apt access
-// to Debian's kernels (cached in /var/cache/kxboot-e2e, or
+// on a Debian machine with what scripts/install-test-deps installs
+// (qemu-system-x86, busybox-static, debootstrap, e2fsprogs, cpio) and apt
+// access to Debian's kernels (cached in /var/cache/kxboot-e2e, or
 // $KXBOOT_E2E_CACHE).
 //
-// The chain-boot tests boot whole Debian guests instead: disk images of
-// three flavours (systemd, sysvinit, OpenRC) with kernels A and B
-// installed, built once with debootstrap and mke2fs -d (debootstrap and
-// e2fsprogs; a few minutes) and cached beside the kernels in images/. The
-// provider's kernel A boots the disk from qemu's -kernel; a reboot inside
-// the guest boots kernel A again. A runner in each image reports every
-// boot on the console and runs the test's /etc/kxtest/boot-N.sh: see
-// harness.Image, harness.NewDisk, harness.Inject, harness.BootScript and
-// Guest.WaitBoot, and disk_test.go for a test that uses them.
+// Three kinds of guest:
+//   - initramfs guests: kernel A with a busybox initramfs that carries
+//     kxboot and kernel B (hop_test.go, wrapper_test.go, bad_test.go);
+//   - disk guests: Debian disk images of three flavours (systemd,
+//     sysvinit, OpenRC) with kernels A and B installed, built once with
+//     debootstrap and mke2fs -d and cached beside the kernels in images/.
+//     The provider's kernel A boots the disk (an NVMe drive) from qemu's
+//     -kernel; a reboot inside the guest boots kernel A again. A runner in
+//     each image reports every boot on the console and runs the test's
+//     /etc/kxtest/boot-N.sh: see harness.Image, harness.NewDisk,
+//     harness.Inject, harness.BootScript and Guest.WaitBoot
+//     (chain_test.go, reboot_test.go);
+//   - the tiny guest: the systemd image with a shell script as init behind
+//     the kxboot wrapper, booted without an initramfs, for the cases that
+//     need many boots (tiny_test.go, tries_test.go).
+//
+// Every case holds a guest slot while its guests run (slots_test.go): two
+// at a time, the costliest first. Guests run under TCG unless a probe
+// finds KVM working (harness.Accel); harness.Arch carries what differs
+// between amd64 and arm64 guests.
 package e2e

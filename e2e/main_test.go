@@ -27,51 +27,86 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// guests bounds how many QEMU guests run at once: each keeps a core busy.
-var guests = make(chan struct{}, 2)
-
 var (
-	kernelsOnce sync.Once
-	kernelA     harness.Kernel
-	kernelB     harness.Kernel
-	kernelsErr  error
+	kernelsMu sync.Mutex
+	kernelSet = map[string]*kernelPair{}
 )
 
-// kernels returns the provider's kernel A and the newer kernel B, fetching
-// them once per run. Without them the test fails: an e2e case that cannot
-// run is a defect, not a skip.
+type kernelPair struct {
+	once sync.Once
+	a, b harness.Kernel
+	err  error
+}
+
+// kernels returns the amd64 provider's kernel A and the newer kernel B.
 func kernels(t *testing.T) (a, b harness.Kernel) {
 	t.Helper()
-	kernelsOnce.Do(func() {
-		kernelA, kernelB, kernelsErr = harness.Kernels(func(format string, args ...any) {
+	return kernelsOf(t, harness.AMD64)
+}
+
+// kernelsOf returns the provider's kernel A and the newer kernel B of
+// arch, fetching them once per run, and logs once which accelerator the
+// guests of arch run with. Without them the test fails: an e2e case that
+// cannot run is a defect, not a skip.
+func kernelsOf(t *testing.T, arch harness.Arch) (a, b harness.Kernel) {
+	t.Helper()
+	kernelsMu.Lock()
+	p := kernelSet[arch.GOARCH]
+	if p == nil {
+		p = &kernelPair{}
+		kernelSet[arch.GOARCH] = p
+	}
+	kernelsMu.Unlock()
+	p.once.Do(func() {
+		p.a, p.b, p.err = harness.Kernels(arch, func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
 		})
+		if p.err == nil {
+			// The report (e2e/report) prints this line beside its table.
+			fmt.Printf("kxtest-accel: %s guests run with %v\n", arch, harness.Accel(arch, p.a.Image))
+		}
 	})
-	if kernelsErr != nil {
-		t.Fatalf("getting Debian kernels: %v", kernelsErr)
+	if p.err != nil {
+		t.Fatalf("getting Debian %s kernels: %v", arch, p.err)
 	}
-	return kernelA, kernelB
+	return p.a, p.b
 }
 
 var (
-	kxbootOnce sync.Once
-	kxbootPath string
-	kxbootErr  error
+	kxbootMu   sync.Mutex
+	kxbootPath = map[string]string{}
 )
 
-// kxboot builds the static kxboot binary once per run.
+// kxboot builds the static amd64 kxboot binary once per run.
 func kxboot(t *testing.T) string {
 	t.Helper()
-	kxbootOnce.Do(func() { kxbootPath, kxbootErr = harness.BuildKxboot(buildDir) })
-	if kxbootErr != nil {
-		t.Fatalf("building kxboot: %v", kxbootErr)
+	return kxbootOf(t, harness.AMD64)
+}
+
+// kxbootOf builds the static kxboot binary for arch once per run.
+func kxbootOf(t *testing.T, arch harness.Arch) string {
+	t.Helper()
+	kxbootMu.Lock()
+	defer kxbootMu.Unlock()
+	if p := kxbootPath[arch.GOARCH]; p != "" {
+		return p
 	}
-	return kxbootPath
+	p, err := harness.BuildKxboot(buildDir, arch)
+	if err != nil {
+		t.Fatalf("building kxboot: %v", err)
+	}
+	kxbootPath[arch.GOARCH] = p
+	return p
 }
 
 func busybox(t *testing.T) string {
 	t.Helper()
-	bb, err := harness.Busybox()
+	return busyboxOf(t, harness.AMD64)
+}
+
+func busyboxOf(t *testing.T, arch harness.Arch) string {
+	t.Helper()
+	bb, err := harness.Busybox(arch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +118,7 @@ func busybox(t *testing.T) string {
 // survive the hop.
 func providerAppend(a harness.Kernel) string {
 	return "console=ttyS0 panic=-1 BOOT_IMAGE=/boot/vmlinuz-" + a.Release +
-		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1"
+		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1 " + harness.GuestParams
 }
 
 // at waits for the end of runner boot n of a disk guest and checks that
@@ -120,9 +155,7 @@ func start(t *testing.T, root *harness.Initramfs) *guest {
 	if err := root.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
-	guests <- struct{}{}
-	t.Cleanup(func() { <-guests })
-
+	sl := claim(t)
 	g, err := harness.Start(harness.Options{
 		Kernel:     a.Image,
 		Initrd:     initrd,
@@ -132,6 +165,7 @@ func start(t *testing.T, root *harness.Initramfs) *guest {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sl.add(g)
 	t.Cleanup(func() {
 		g.Kill()
 		if t.Failed() {

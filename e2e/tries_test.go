@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -41,15 +42,14 @@ func (tg *tinyGuest) fellBack(n int, reason, events string) {
 	}
 }
 
-// TestTriesPanic: the owner's kernel panics early. rdinit= names nothing,
-// so the kernel skips its initramfs and cannot mount the root itself (the
-// disk driver is a module): "VFS: Unable to mount root fs". (init= would
-// not do: Debian's initramfs falls back to /sbin/init.) panic=10, added by
-// the hop, resets the machine; after MAX_TRIES=2 the provider's kernel
-// stays.
+// TestTriesPanic: the owner's kernel panics early. APPEND names a root
+// device that does not exist, after the provider's root= (the last one
+// counts): "VFS: Unable to mount root fs". panic=N, added by the hop
+// (PANIC=2 here; 10 by default), resets the machine; after MAX_TRIES=2
+// the provider's kernel stays.
 func TestTriesPanic(t *testing.T) {
 	t.Parallel()
-	tg := startTiny(t, "MAX_TRIES=2\nAPPEND=rdinit=/nonexistent\n", "",
+	tg := startTiny(t, "MAX_TRIES=2\nPANIC=2\nAPPEND=root=/dev/nonexistent\n", "",
 		harness.BootScript(1, report+"kx_poweroff"))
 	tg.at(1, tg.a.Release)
 	tg.fellBack(1, "2 unconfirmed hops in a row into "+tg.kB+" (last: the kernel never confirmed",
@@ -57,46 +57,50 @@ func TestTriesPanic(t *testing.T) {
 	if _, err := tg.g.WaitFor("Kernel panic - not syncing: VFS: Unable to mount root fs", time.Second); err != nil {
 		tg.errorf("kernel B did not panic the way the case means: %v", err)
 	}
+	if _, err := tg.g.WaitFor("Rebooting in 2 seconds", time.Second); err != nil {
+		tg.errorf("kernel B did not get PANIC=2 as panic=2: %v", err)
+	}
 	a, b := tg.a.Release, tg.b.Release
 	tg.kernelsWere(a, b, a, b, a)
 }
 
 // TestTriesDeadline: the owner's kernel comes up but never confirms; the
-// watcher fails the try HEALTH_DEADLINE after the hop and reboots.
+// watcher fails the try HEALTH_DEADLINE after the hop and reboots. In the
+// first try nothing runs mark-good; in the second mark-good runs and keeps
+// trying a HEALTH_CMD that fails (the guest has no network), and the
+// failure records what the check said. After MAX_TRIES=2 the provider's
+// kernel stays. The deadline is ten times what kernel B needs to reach
+// its runner here (3 s).
 func TestTriesDeadline(t *testing.T) {
 	t.Parallel()
-	// The deadline leaves the owner's kernel time to reach the runner's
-	// report even on a loaded machine (B took 17 s to userspace once).
-	tg := startTiny(t, "MAX_TRIES=2\nHEALTH_DEADLINE=60\n", "",
+	const conf = `HEALTH_CMD="grep -q up /sys/class/net/eth0/operstate"` + "\nHEALTH_DEADLINE=30\nMAX_TRIES=2\n"
+	tg := startTiny(t, conf, "",
 		harness.BootScript(1, "step status kxboot status\nkx_idle"),
-		harness.BootScript(2, "kx_idle"),
+		harness.BootScript(2, "(kxboot mark-good >/dev/console 2>&1 &)\nkx_idle"),
 		harness.BootScript(3, report+"kx_poweroff"))
 	tg.at(1, tg.b.Release)
 	tg.has(1, "status", "tries:      this boot is try 1 of 2 of "+tg.kB+", waiting for kxboot mark-good")
 	tg.at(2, tg.b.Release)
 	tg.at(3, tg.a.Release)
-	tg.fellBack(3, "no confirmation within HEALTH_DEADLINE (60 s after the hop)",
+	tg.fellBack(3, "no confirmation within HEALTH_DEADLINE (30 s after the hop); the last health check said: HEALTH_CMD",
 		"hop/1 failed/1 hop/2 failed/2 fallback/0")
+	// Try 1 never ran mark-good, try 2 quotes the check's own words.
+	var failed []string
+	for _, l := range tg.step("3", "history").Out {
+		var e struct{ Event, Reason string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			tg.errorf("history line %q: %v", l, err)
+		}
+		if e.Event == "failed" {
+			failed = append(failed, e.Reason)
+		}
+	}
+	if len(failed) != 2 || failed[0] != "no confirmation within HEALTH_DEADLINE (30 s after the hop)" ||
+		!strings.HasSuffix(failed[1], "grep: /sys/class/net/eth0/operstate: No such file or directory") {
+		tg.errorf("the failures' reasons are %q; want try 1's without a health check, try 2's with its words", failed)
+	}
 	a, b := tg.a.Release, tg.b.Release
 	tg.kernelsWere(a, b, a, b, a)
-}
-
-// TestTriesHealthCmd: the kernel boots without network; HEALTH_CMD fails,
-// mark-good keeps trying, and the try fails at the deadline with what the
-// check said.
-func TestTriesHealthCmd(t *testing.T) {
-	t.Parallel()
-	const check = `HEALTH_CMD="grep -q up /sys/class/net/eth0/operstate"` + "\nHEALTH_DEADLINE=60\nMAX_TRIES=1\n"
-	tg := startTiny(t, check, "",
-		harness.BootScript(1, "(kxboot mark-good >/dev/console 2>&1 &)\nkx_idle"),
-		harness.BootScript(2, report+"kx_poweroff"))
-	tg.at(1, tg.b.Release)
-	tg.at(2, tg.a.Release)
-	tg.fellBack(2, "the last health check said: HEALTH_CMD", "hop/1 failed/1 fallback/0")
-	hist := tg.step("2", "history").Stdout()
-	if !strings.Contains(hist, "/sys/class/net/eth0/operstate: No such file or directory") {
-		tg.errorf("the history lacks the health check's own words:\n%s", hist)
-	}
 }
 
 // TestTriesKernelBroken: the kernel file is deleted, then truncated, after

@@ -127,7 +127,7 @@ func run(runs int, out, names string, console, keep, seedAsWritten bool) error {
 		}
 	}
 	start := time.Now()
-	a, b, err := harness.Kernels(logf)
+	a, b, err := harness.Kernels(harness.AMD64, logf)
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (bn *bench) kxboot(res *results) (*method, error) {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		return nil, err
 	}
-	kx, err := harness.BuildKxboot(bin)
+	kx, err := harness.BuildKxboot(bin, harness.AMD64)
 	if err != nil {
 		return nil, err
 	}
@@ -806,7 +806,7 @@ func writeFile(name, s string) error {
 }
 
 func qemuVersion() string {
-	q, err := harness.QEMU()
+	q, err := harness.QEMU(harness.AMD64)
 	if err != nil {
 		return "unknown"
 	}

@@ -37,7 +37,7 @@ func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 func run(console bool) error {
 	start := time.Now()
 	say("Getting two Debian 12 cloud kernels (cached in %s)...", harness.CacheDir())
-	a, b, err := harness.Kernels(func(format string, args ...any) { say("  "+format, args...) })
+	a, b, err := harness.Kernels(harness.AMD64, func(format string, args ...any) { say("  "+format, args...) })
 	if err != nil {
 		return err
 	}
@@ -50,11 +50,11 @@ func run(console bool) error {
 	}
 	defer os.RemoveAll(dir)
 	say("Building kxboot as a static binary (CGO_ENABLED=0)...")
-	kx, err := harness.BuildKxboot(dir)
+	kx, err := harness.BuildKxboot(dir, harness.AMD64)
 	if err != nil {
 		return err
 	}
-	bb, err := harness.Busybox()
+	bb, err := harness.Busybox(harness.AMD64)
 	if err != nil {
 		return err
 	}

@@ -43,9 +43,10 @@ func goTool() (string, error) {
 	return "", errors.New("no go command on $PATH, in GOROOT or in /usr/local/go/bin")
 }
 
-// BuildKxboot builds ./cmd/kxboot of the module as a static binary in dir
-// and checks that it is static.
-func BuildKxboot(dir string) (string, error) {
+// BuildKxboot builds ./cmd/kxboot of the module as a static binary for
+// arch in dir and checks that it is static.
+func BuildKxboot(dir string, arch Arch) (string, error) {
+	arch = arch.orAMD64()
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
@@ -57,30 +58,31 @@ func BuildKxboot(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "kxboot")
+	out := filepath.Join(dir, "kxboot-"+arch.GOARCH)
 	cmd := exec.Command(goCmd, "build", "-o", out, "./cmd/kxboot")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("CGO_ENABLED=0 go build ./cmd/kxboot: %w\n%s", err, b)
+		return "", fmt.Errorf("CGO_ENABLED=0 GOARCH=%s go build ./cmd/kxboot: %w\n%s", arch.GOARCH, err, b)
 	}
-	if err := CheckStatic(out); err != nil {
+	if err := CheckStatic(out, arch); err != nil {
 		return "", err
 	}
 	return out, nil
 }
 
-// CheckStatic reports an error unless name is an x86-64 ELF executable with
-// no program interpreter and no shared libraries: it must run as the only
-// program in an initramfs.
-func CheckStatic(name string) error {
+// CheckStatic reports an error unless name is an ELF executable for arch
+// with no program interpreter and no shared libraries: it must run as the
+// only program in an initramfs.
+func CheckStatic(name string, arch Arch) error {
+	arch = arch.orAMD64()
 	f, err := elf.Open(name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("%s is built for %v; want x86-64", name, f.Machine)
+	if f.Machine != arch.ELF {
+		return fmt.Errorf("%s is built for %v; want %v (%s)", name, f.Machine, arch.ELF, arch.GOARCH)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
@@ -103,23 +105,68 @@ func trimNUL(b []byte) []byte {
 	return b
 }
 
-// Busybox returns the host's static busybox (Debian's busybox-static).
-func Busybox() (string, error) {
-	const p = "/bin/busybox"
-	if !exists(p) {
-		return "", fmt.Errorf("%s does not exist: apt-get install busybox-static", p)
+// Busybox returns a static busybox for arch: the host's own
+// (/bin/busybox, Debian's busybox-static) for the host's architecture,
+// else busybox-static of arch fetched with apt-get download and kept in
+// the cache.
+func Busybox(arch Arch) (string, error) {
+	arch = arch.orAMD64()
+	if arch.Native() {
+		const p = "/bin/busybox"
+		if !exists(p) {
+			return "", fmt.Errorf("%s does not exist: apt-get install busybox-static", p)
+		}
+		if err := CheckStatic(p, arch); err != nil {
+			return "", fmt.Errorf("%w (the guest needs busybox-static, not busybox)", err)
+		}
+		return p, nil
 	}
-	if err := CheckStatic(p); err != nil {
-		return "", fmt.Errorf("%w (the guest needs busybox-static, not busybox)", err)
+	dir := CacheDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "busybox-"+arch.GOARCH)
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if !exists(p) {
+		work, err := os.MkdirTemp(dir, ".download-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(work)
+		deb, err := aptDownload(work, "busybox-static", arch)
+		if err != nil {
+			return "", err
+		}
+		got, err := extractDeb(deb, work, map[string]string{"bin/busybox": "busybox"})
+		if err != nil {
+			return "", err
+		}
+		if got["busybox"] == "" {
+			return "", fmt.Errorf("%s has no bin/busybox", deb)
+		}
+		if err := os.Chmod(got["busybox"], 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Rename(got["busybox"], p); err != nil {
+			return "", err
+		}
+	}
+	if err := CheckStatic(p, arch); err != nil {
+		return "", err
 	}
 	return p, nil
 }
 
-// QEMU returns the path of qemu-system-x86_64.
-func QEMU() (string, error) {
-	p, err := exec.LookPath("qemu-system-x86_64")
+// QEMU returns the path of arch's emulator.
+func QEMU(arch Arch) (string, error) {
+	arch = arch.orAMD64()
+	p, err := exec.LookPath(arch.QEMU)
 	if err != nil {
-		return "", fmt.Errorf("qemu-system-x86_64 not found: apt-get install qemu-system-x86: %w", err)
+		return "", fmt.Errorf("%s not found: apt-get install %s: %w", arch.QEMU, arch.QEMUPackage, err)
 	}
 	return p, nil
 }

@@ -29,7 +29,8 @@ func NewDisk(img *DiskImage, dir string) (string, error) {
 }
 
 // GuestFile is a file for Inject to write into a disk, owned by root.
-// Exactly one of Data, HostPath and Target gives what it holds.
+// Exactly one of Data, HostPath, Target, Dir and Absent gives what it
+// holds.
 type GuestFile struct {
 	Path     string      // absolute path in the guest; no white space or quotes
 	Mode     fs.FileMode // permission bits, 0o4755 style; 0 means 0644, or 0755 for a directory
@@ -37,6 +38,7 @@ type GuestFile struct {
 	HostPath string      // or: contents copied from this host file
 	Target   string      // or: a symbolic link to Target
 	Dir      bool        // or: a directory
+	Absent   bool        // or: nothing: a file or link there is removed
 }
 
 // Inject writes files into the ext4 file system of disk with debugfs -w,
@@ -59,13 +61,24 @@ func Inject(disk string, files ...GuestFile) error {
 			return err
 		}
 		kinds := 0
-		for _, set := range []bool{f.Data != nil, f.HostPath != "", f.Target != "", f.Dir} {
+		for _, set := range []bool{f.Data != nil, f.HostPath != "", f.Target != "", f.Dir, f.Absent} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds > 1 {
-			return fmt.Errorf("guest file %s: give only one of Data, HostPath, Target and Dir", f.Path)
+			return fmt.Errorf("guest file %s: give only one of Data, HostPath, Target, Dir and Absent", f.Path)
+		}
+		if f.Absent {
+			switch t, err := debugfsType(disk, f.Path); {
+			case err != nil:
+				return err
+			case t == "regular" || t == "symlink":
+				cmds = append(cmds, at(f.Path, "rm")...)
+			case t != "":
+				return fmt.Errorf("guest file %s: there is a %s there, not a file to remove", f.Path, t)
+			}
+			continue
 		}
 		// Parents, from the top.
 		var parents []string
@@ -167,7 +180,7 @@ func Inject(disk string, files ...GuestFile) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("debugfs -w %s:\n%s\ncommands:\n%s", disk, strings.Join(problems, "\n"), strings.Join(cmds, "\n"))
 	}
-	// And check that each file is there.
+	// And check that each file is there, or gone.
 	for _, f := range files {
 		t, err := debugfsType(disk, f.Path)
 		if err != nil {
@@ -179,6 +192,8 @@ func Inject(disk string, files ...GuestFile) error {
 			want = "directory"
 		case f.Target != "":
 			want = "symlink"
+		case f.Absent:
+			want = ""
 		}
 		if t != want {
 			return fmt.Errorf("after debugfs, %s in %s is %q; want %s", f.Path, disk, t, want)

@@ -27,6 +27,9 @@ type Logf func(format string, args ...any)
 
 // Options describe one guest.
 type Options struct {
+	Arch     Arch          // the guest's architecture; the zero Arch is AMD64
+	Accel    string        // "kvm" or "tcg"; "" lets Start ask Accel
+	CPU      string        // qemu's -cpu model; "" for qemu's default (host under KVM)
 	Kernel   string        // host path given to -kernel
 	Initrd   string        // host path given to -initrd; "" for none
 	Append   string        // the kernel command line
@@ -35,6 +38,10 @@ type Options struct {
 	// Disk, if set, is a raw disk image attached as a virtio drive: the
 	// guest's /dev/vda. The guest writes to it.
 	Disk string
+	// NVMe attaches Disk as an NVMe drive instead (/dev/nvme0n1), whose
+	// driver Debian's cloud kernels have built in: such a guest needs no
+	// initramfs to mount its root.
+	NVMe bool
 	// Reboot makes a reboot inside the guest (or a panic or triple fault
 	// that resets the machine) boot Kernel again on the same disk, as a
 	// provider's forced kernel comes back. Without it a reset ends qemu.
@@ -104,14 +111,25 @@ func Args(opts Options) []string {
 	if mem == 0 {
 		mem = DefaultMemoryMB
 	}
-	args := []string{
-		"-accel", "tcg", // nested KVM does not work on these machines
+	accel := opts.Accel
+	if accel == "" {
+		accel = "tcg"
+	}
+	args := append([]string(nil), opts.Arch.orAMD64().Machine...)
+	args = append(args, "-accel", accel)
+	switch {
+	case opts.CPU != "":
+		args = append(args, "-cpu", opts.CPU)
+	case accel == "kvm":
+		args = append(args, "-cpu", "host")
+	}
+	args = append(args,
 		"-m", strconv.Itoa(mem),
 		"-smp", "1",
 		"-nodefaults", "-no-user-config", "-nic", "none",
 		"-display", "none", "-monitor", debugMonitor(),
 		"-serial", "stdio", // plain stdio: no mux, so Ctrl-A reaches the guest
-	}
+	)
 	if !opts.Reboot || !opts.InPlaceReset {
 		// A reset or panic=-1 ends qemu instead of booting A again in
 		// the same process; with Reboot, Start then starts qemu again.
@@ -124,14 +142,20 @@ func Args(opts Options) []string {
 	args = append(args, "-append", opts.Append)
 	if opts.Disk != "" {
 		// A comma in a file name is doubled in qemu's option syntax.
-		args = append(args, "-drive", "file="+strings.ReplaceAll(opts.Disk, ",", ",,")+",if=virtio,format=raw")
+		file := "file=" + strings.ReplaceAll(opts.Disk, ",", ",,") + ",format=raw"
+		if opts.NVMe {
+			args = append(args, "-drive", file+",if=none,id=root", "-device", "nvme,drive=root,serial=kxtest")
+		} else {
+			args = append(args, "-drive", file+",if=virtio")
+		}
 	}
 	return args
 }
 
 // Start boots a guest.
 func Start(opts Options) (*Guest, error) {
-	qemu, err := QEMU()
+	opts.Arch = opts.Arch.orAMD64()
+	qemu, err := QEMU(opts.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +169,9 @@ func Start(opts Options) (*Guest, error) {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.Accel == "" {
+		opts.Accel = Accel(opts.Arch, opts.Kernel).Name
 	}
 	g := &Guest{opts: opts, qemu: qemu, changed: make(chan struct{}), done: make(chan struct{})}
 	g.ctx, g.cancel = context.WithTimeout(context.Background(), opts.Timeout)
@@ -377,12 +404,27 @@ func (g *Guest) Send(s string) error {
 
 // Resets returns how many times the machine went through its firmware
 // again: a reboot (or a panic or triple fault) that brought the provider's
-// kernel back. len(Kernels()) - 1 - Resets() is the number of kexec hops.
+// kernel back.
 func (g *Guest) Resets() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.resets
 }
+
+// Hops returns how many kernels started without a firmware reset before
+// them: the kexec hops so far, on every architecture. (Without Reboot a
+// reset ends qemu, so every later kernel is a hop.)
+func (g *Guest) Hops() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.kernels) == 0 {
+		return 0
+	}
+	return len(g.kernels) - 1 - g.resets
+}
+
+// Accel is the accelerator the guest runs with.
+func (g *Guest) Accel() string { return g.opts.Accel }
 
 // WaitFor waits until a console line (or the unfinished last line, such as
 // a prompt) contains substr, and returns that line. It fails when the

@@ -12,11 +12,26 @@ import (
 func TestArgsDisk(t *testing.T) {
 	o := Options{Kernel: "/k", Initrd: "/i", Append: "root=/dev/vda", Disk: "/d/a,b.img"}
 	args := strings.Join(Args(o), " ")
-	for _, want := range []string{"-no-reboot", "-drive file=/d/a,,b.img,if=virtio,format=raw", "-initrd /i", "-m 1024", "-smp 1"} {
+	for _, want := range []string{"-no-reboot", "-drive file=/d/a,,b.img,format=raw,if=virtio", "-initrd /i", "-m 1024", "-smp 1", "-accel tcg"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("Args %q lacks %q", args, want)
 		}
 	}
+	o.NVMe = true
+	if args := strings.Join(Args(o), " "); !strings.Contains(args, "-drive file=/d/a,,b.img,format=raw,if=none,id=root -device nvme,drive=root,serial=kxtest") {
+		t.Errorf("NVMe: got %q", args)
+	}
+	o.NVMe = false
+	// KVM runs the host's CPU model; an arm64 guest gets the virt machine.
+	o.Accel = "kvm"
+	if args := strings.Join(Args(o), " "); !strings.Contains(args, "-accel kvm -cpu host") {
+		t.Errorf("KVM: got %q", args)
+	}
+	o.Accel, o.Arch = "", ARM64
+	if args := strings.Join(Args(o), " "); !strings.HasPrefix(args, "-M virt -cpu max -accel tcg ") {
+		t.Errorf("arm64: got %q", args)
+	}
+	o.Arch = AMD64
 	// Reboot starts qemu again after a reset, so qemu itself must still
 	// exit on a reset; only InPlaceReset leaves -no-reboot out.
 	o.Reboot = true
@@ -146,7 +161,7 @@ say mode "$(kx_rootmode)"
 func TestInject(t *testing.T) {
 	for _, tool := range []string{"mke2fs", "debugfs"} {
 		if !exists(sbin(tool)) {
-			t.Skipf("%s is not installed (e2fsprogs)", tool)
+			t.Fatalf("%s is not installed: apt-get install e2fsprogs (scripts/install-test-deps does)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -159,8 +174,10 @@ func TestInject(t *testing.T) {
 	if err := os.Symlink("usr/sbin", filepath.Join(tree, "sbin")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(tree, "etc/old"), []byte("old\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"etc/old", "etc/gone"} {
+		if err := os.WriteFile(filepath.Join(tree, f), []byte("old\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	disk := filepath.Join(dir, "disk.img")
 	if out, err := exec.Command(sbin("mke2fs"), "-q", "-F", "-t", "ext4", "-d", tree, disk, "16M").CombinedOutput(); err != nil {
@@ -178,6 +195,8 @@ func TestInject(t *testing.T) {
 		GuestFile{Path: "/etc/old", Mode: 0o640, Data: []byte("new\n")},
 		GuestFile{Path: "/etc/link", Target: "../usr/local/sbin/kxboot"},
 		GuestFile{Path: "/var/lib/kxtest", Dir: true, Mode: 0o700},
+		GuestFile{Path: "/etc/gone", Absent: true},
+		GuestFile{Path: "/etc/never-was", Absent: true},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +223,9 @@ func TestInject(t *testing.T) {
 				t.Errorf("%s holds %q (%v); want %q", c.path, got, err, c.data)
 			}
 		}
+	}
+	if ty, err := debugfsType(disk, "/etc/gone"); err != nil || ty != "" {
+		t.Errorf("/etc/gone is still there (%q, %v)", ty, err)
 	}
 	if st, _ := exec.Command(sbin("debugfs"), "-R", "stat /etc/link", disk).Output(); !strings.Contains(string(st), `Fast link dest: "../usr/local/sbin/kxboot"`) {
 		t.Errorf("/etc/link:\n%s", st)

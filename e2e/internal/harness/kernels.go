@@ -18,6 +18,7 @@ import (
 
 // Kernel is one Debian kernel image kept in the cache.
 type Kernel struct {
+	Arch    Arch
 	Release string // uname -r, e.g. 6.1.0-56-cloud-amd64
 	Image   string // host path of vmlinuz
 	Config  string // host path of the kernel's config, "" if the package had none
@@ -25,7 +26,7 @@ type Kernel struct {
 
 // Short is the release without the flavour: "6.1.0-56".
 func (k Kernel) Short() string {
-	return strings.TrimSuffix(k.Release, "-cloud-amd64")
+	return strings.TrimSuffix(k.Release, "-"+k.Arch.orAMD64().KernelFlavour)
 }
 
 // DefaultCache is where kernels are kept between runs.
@@ -39,16 +40,20 @@ func CacheDir() string {
 	return DefaultCache
 }
 
-// packageRE matches the Debian 12 cloud kernel packages; the hop needs two
-// releases that differ only in the ABI number so uname -r tells them apart.
-var packageRE = regexp.MustCompile(`^linux-image-(6\.1\.0-([0-9]+)-cloud-amd64)$`)
+// packagePattern matches the Debian 12 kernel packages of a flavour; the
+// hop needs two releases that differ only in the ABI number so uname -r
+// tells them apart.
+func packagePattern(flavour string) string {
+	return `^linux-image-(6\.1\.0-[0-9]+-` + regexp.QuoteMeta(flavour) + `)$`
+}
 
-// Kernels returns two kernels, older first: A boots the guest (the
+// Kernels returns two kernels of arch, older first: A boots the guest (the
 // provider's kernel), B is the one kxboot hops into. Two kernels already in
 // the cache are used as they are; otherwise the two newest packages that
 // apt knows are downloaded. A file lock keeps concurrent runs (tests, demo)
 // from downloading at once.
-func Kernels(logf Logf) (a, b Kernel, err error) {
+func Kernels(arch Arch, logf Logf) (a, b Kernel, err error) {
+	arch = arch.orAMD64()
 	dir := CacheDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return a, b, fmt.Errorf("kernel cache: %w", err)
@@ -59,12 +64,12 @@ func Kernels(logf Logf) (a, b Kernel, err error) {
 	}
 	defer unlock()
 
-	have, err := cached(dir)
+	have, err := cached(dir, arch)
 	if err != nil {
 		return a, b, err
 	}
 	if len(have) < 2 {
-		releases, err := newestPackages(logf)
+		releases, err := newestPackages(arch, logf)
 		if err != nil {
 			return a, b, err
 		}
@@ -73,11 +78,11 @@ func Kernels(logf Logf) (a, b Kernel, err error) {
 				continue
 			}
 			logf("downloading Debian package linux-image-%s into %s", rel, dir)
-			if err := download(dir, rel); err != nil {
+			if err := download(dir, rel, arch); err != nil {
 				return a, b, err
 			}
 		}
-		if have, err = cached(dir); err != nil {
+		if have, err = cached(dir, arch); err != nil {
 			return a, b, err
 		}
 		if len(have) < 2 {
@@ -93,16 +98,16 @@ func Kernels(logf Logf) (a, b Kernel, err error) {
 	return a, b, nil
 }
 
-// cached lists the kernels in dir by release.
-func cached(dir string) (map[string]Kernel, error) {
-	images, err := filepath.Glob(filepath.Join(dir, "vmlinuz-*"))
+// cached lists the kernels of arch in dir by release.
+func cached(dir string, arch Arch) (map[string]Kernel, error) {
+	images, err := filepath.Glob(filepath.Join(dir, "vmlinuz-*-"+arch.KernelFlavour))
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]Kernel{}
 	for _, img := range images {
 		rel := strings.TrimPrefix(filepath.Base(img), "vmlinuz-")
-		k := Kernel{Release: rel, Image: img}
+		k := Kernel{Arch: arch, Release: rel, Image: img}
 		if c := filepath.Join(dir, "config-"+rel); exists(c) {
 			k.Config = c
 		}
@@ -111,18 +116,20 @@ func cached(dir string) (map[string]Kernel, error) {
 	return m, nil
 }
 
-// newestPackages asks apt for the two newest cloud kernel releases,
+// newestPackages asks apt for the two newest kernel releases of arch,
 // refreshing apt's lists once if it knows none.
-func newestPackages(logf Logf) ([]string, error) {
+func newestPackages(arch Arch, logf Logf) ([]string, error) {
+	pattern := packagePattern(arch.KernelFlavour)
+	re := regexp.MustCompile(pattern)
 	search := func() ([]string, error) {
-		out, err := exec.Command("apt-cache", "search", "--names-only", `^linux-image-6.1.0-[0-9]+-cloud-amd64$`).Output()
+		out, err := exec.Command("apt-cache", "search", "--names-only", pattern).Output()
 		if err != nil {
 			return nil, fmt.Errorf("apt-cache search: %w", err)
 		}
 		var rels []string
 		for _, line := range strings.Split(string(out), "\n") {
 			name, _, _ := strings.Cut(line, " ")
-			if m := packageRE.FindStringSubmatch(name); m != nil {
+			if m := re.FindStringSubmatch(name); m != nil {
 				rels = append(rels, m[1])
 			}
 		}
@@ -142,16 +149,21 @@ func newestPackages(logf Logf) ([]string, error) {
 		}
 	}
 	if len(rels) < 2 {
-		return nil, fmt.Errorf("apt-cache search found %d linux-image-6.1.0-N-cloud-amd64 packages; want at least 2", len(rels))
+		fix := ""
+		if !arch.Native() {
+			fix = fmt.Sprintf(" (apt lists %s packages only after dpkg --add-architecture %s and apt-get update; scripts/install-test-deps does both)", arch.GOARCH, arch.GOARCH)
+		}
+		return nil, fmt.Errorf("apt-cache search found %d linux-image-6.1.0-N-%s packages; want at least 2%s", len(rels), arch.KernelFlavour, fix)
 	}
 	sort.Slice(rels, func(i, j int) bool { return versionLess(rels[i], rels[j]) })
 	return rels[len(rels)-2:], nil
 }
 
-// download fetches linux-image-REL and keeps only its boot/vmlinuz-REL and
-// boot/config-REL. Files land under a temporary name and are renamed, so
-// an interrupted download leaves nothing that looks like a kernel.
-func download(dir, rel string) error {
+// download fetches linux-image-REL of arch and keeps only its
+// boot/vmlinuz-REL and boot/config-REL. Files land under a temporary name
+// and are renamed, so an interrupted download leaves nothing that looks
+// like a kernel.
+func download(dir, rel string, arch Arch) error {
 	work, err := os.MkdirTemp(dir, ".download-")
 	if err != nil {
 		return err
@@ -159,30 +171,60 @@ func download(dir, rel string) error {
 	defer os.RemoveAll(work)
 
 	pkg := "linux-image-" + rel
-	cmd := exec.Command("apt-get", "download", pkg)
-	cmd.Dir = work
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s: %w\n%s", pkg, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(work, pkg+"_*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s left %d .deb files in %s; want 1", pkg, len(debs), work)
-	}
-
-	// dpkg-deb streams the package's data tarball; only two members are kept.
-	x := exec.Command("dpkg-deb", "--fsys-tarfile", debs[0])
-	pipe, err := x.StdoutPipe()
+	deb, err := aptDownload(work, pkg, arch)
 	if err != nil {
 		return err
+	}
+	got, err := extractDeb(deb, work, map[string]string{
+		"boot/vmlinuz-" + rel: "vmlinuz-" + rel,
+		"boot/config-" + rel:  "config-" + rel,
+	})
+	if err != nil {
+		return err
+	}
+	if got["vmlinuz-"+rel] == "" {
+		return fmt.Errorf("%s has no boot/vmlinuz-%s", deb, rel)
+	}
+	// The config first: the image's presence is what marks a kernel cached.
+	for _, base := range []string{"config-" + rel, "vmlinuz-" + rel} {
+		if tmp := got[base]; tmp != "" {
+			if err := os.Rename(tmp, filepath.Join(dir, base)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// aptDownload fetches the package pkg of arch into dir with apt-get
+// download and returns the path of its .deb.
+func aptDownload(dir, pkg string, arch Arch) (string, error) {
+	cmd := exec.Command("apt-get", "download", pkg+":"+arch.GOARCH)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get download %s:%s: %w\n%s", pkg, arch.GOARCH, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*_"+arch.GOARCH+".deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download %s:%s left %d .deb files in %s; want 1", pkg, arch.GOARCH, len(debs), dir)
+	}
+	return debs[0], nil
+}
+
+// extractDeb writes the regular files of the package deb named in want
+// (path in the package -> base name) into dir, and returns the host path
+// of each one it found, by base name.
+func extractDeb(deb, dir string, want map[string]string) (map[string]string, error) {
+	// dpkg-deb streams the package's data tarball.
+	x := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
+	pipe, err := x.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
 	var stderr strings.Builder
 	x.Stderr = &stderr
 	if err := x.Start(); err != nil {
-		return fmt.Errorf("dpkg-deb: %w", err)
-	}
-	want := map[string]string{
-		"boot/vmlinuz-" + rel: "vmlinuz-" + rel,
-		"boot/config-" + rel:  "config-" + rel,
+		return nil, fmt.Errorf("dpkg-deb: %w", err)
 	}
 	got := map[string]string{}
 	tr := tar.NewReader(pipe)
@@ -194,35 +236,24 @@ func download(dir, rel string) error {
 		if err != nil {
 			x.Process.Kill()
 			x.Wait()
-			return fmt.Errorf("reading %s: %w", debs[0], err)
+			return nil, fmt.Errorf("reading %s: %w", deb, err)
 		}
 		base, ok := want[path.Clean(strings.TrimPrefix(h.Name, "./"))]
 		if !ok || h.Typeflag != tar.TypeReg {
 			continue
 		}
-		tmp := filepath.Join(work, base)
+		tmp := filepath.Join(dir, base)
 		if err := writeFrom(tmp, tr); err != nil {
 			x.Process.Kill()
 			x.Wait()
-			return err
+			return nil, err
 		}
 		got[base] = tmp
 	}
 	if err := x.Wait(); err != nil {
-		return fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", debs[0], err, stderr.String())
+		return nil, fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", deb, err, stderr.String())
 	}
-	if got["vmlinuz-"+rel] == "" {
-		return fmt.Errorf("%s has no boot/vmlinuz-%s", debs[0], rel)
-	}
-	// The config first: the image's presence is what marks a kernel cached.
-	for _, base := range []string{"config-" + rel, "vmlinuz-" + rel} {
-		if tmp := got[base]; tmp != "" {
-			if err := os.Rename(tmp, filepath.Join(dir, base)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return got, nil
 }
 
 func writeFrom(name string, r io.Reader) error {
