@@ -151,7 +151,7 @@ func newestPackages(arch Arch, logf Logf) ([]string, error) {
 	if len(rels) < 2 {
 		fix := ""
 		if !arch.Native() {
-			fix = fmt.Sprintf(" (apt lists %s packages only after dpkg --add-architecture %s and apt-get update; scripts/install-test-deps does both)", arch.GOARCH, arch.GOARCH)
+			fix = fmt.Sprintf("; apt lists %s packages only after, as root: dpkg --add-architecture %s && apt-get update", arch.GOARCH, arch.GOARCH)
 		}
 		return nil, fmt.Errorf("apt-cache search found %d linux-image-6.1.0-N-%s packages; want at least 2%s", len(rels), arch.KernelFlavour, fix)
 	}
