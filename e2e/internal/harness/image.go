@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,13 @@ const Suite = "bookworm"
 // The parameters after norandmaps are GuestParams: see there.
 const DiskAppend = "root=/dev/nvme0n1 ro console=ttyS0 norandmaps " + GuestParams
 
+// DiskAppendOf is DiskAppend for a guest of arch: its console and its
+// parameters (Arch.Params). For AMD64 it is DiskAppend itself.
+func DiskAppendOf(arch Arch) string {
+	arch = arch.orAMD64()
+	return "root=/dev/nvme0n1 ro console=" + arch.Console + " norandmaps " + arch.Params
+}
+
 // GuestParams go on every guest kernel's command line. cryptomgr.notests
 // skips the crypto API's self-tests at boot, which under TCG took 0.4 s
 // of the kernel's 2.5 s to its init (initcall_debug: crypto_algapi_init),
@@ -83,6 +91,9 @@ const DefaultDiskTimeout = 8 * time.Minute
 // for qemu's -kernel and -initrd: the provider's kernel.
 type DiskImage struct {
 	Flavour string
+	// GOARCH is the architecture of the guest's programs and kernels;
+	// images built before it was recorded are amd64's.
+	GOARCH  string `json:",omitempty"`
 	A, B    string // kernel releases installed in the guest (uname -r)
 	Name    string `json:"-"` // the cache directory's base name
 	Dir     string `json:"-"` // the cache directory
@@ -116,9 +127,10 @@ type BuildStep struct {
 // Timeout and MaxKernels as the test needs.
 func (img *DiskImage) Boot(disk string) Options {
 	return Options{
+		Arch:    img.Arch(),
 		Kernel:  img.KernelA,
 		Initrd:  img.InitrdA,
-		Append:  DiskAppend,
+		Append:  img.Append(),
 		Disk:    disk,
 		NVMe:    true,
 		Reboot:  true,
@@ -137,8 +149,38 @@ func (img *DiskImage) BootDirect(disk string) Options {
 	return o
 }
 
+// Arch is the architecture of the image's guests.
+func (img *DiskImage) Arch() Arch {
+	if a, ok := Arches[img.GOARCH]; ok {
+		return a
+	}
+	return AMD64
+}
+
+// Append is the provider's command line for the image: DiskAppendOf its
+// architecture.
+func (img *DiskImage) Append() string { return DiskAppendOf(img.Arch()) }
+
+// DebsDir is debootstrap's download cache of the image's flavour and
+// architecture, which holds the .deb of every package the first stage
+// installed: a test that reinstalls one in the guest (which has no
+// network) takes it from there.
+func (img *DiskImage) DebsDir() string {
+	return filepath.Join(CacheDir(), "images", debsDirName(img.Flavour, img.Arch()))
+}
+
+// debsDirName is the base name of DebsDir: amd64's keeps the name it had
+// before other architectures came.
+func debsDirName(flavour string, arch Arch) string {
+	if arch = arch.orAMD64(); arch.GOARCH != AMD64.GOARCH {
+		return "debs-" + flavour + "-" + arch.GOARCH
+	}
+	return "debs-" + flavour
+}
+
 // recipe is what differs between flavours.
 type recipe struct {
+	arch    Arch     // the guest's architecture
 	include []string // debootstrap --include
 	extra   []string // apt-get install in the chroot, after the kernels
 	enable  string   // shell commands in the chroot that enable the runner and the probe
@@ -148,24 +190,31 @@ type recipe struct {
 // kernel's initrd (virtio_blk is a module); zstd is its default compressor.
 var commonPackages = []string{"udev", "kmod", "procps", "e2fsprogs", "initramfs-tools", "linux-base", "zstd"}
 
-// Units that would wake up on their own in a first boot and print or work
-// for nothing (there is no network and no time to lose). getty-static
-// starts gettys on tty2-6, which a guest without a display does not have,
-// and held multi-user.target back by 4.4 s of every boot under TCG; the
-// serial console's getty held it back until udev had announced ttyS0
-// (about 5 s more). Nothing reads a login prompt: the runner writes to
-// /dev/console, and kxboot's abort window comes before any getty.
-const systemdMasked = "apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer getty-static.service serial-getty@ttyS0.service"
+// systemdMasked lists units that would wake up on their own in a first
+// boot and print or work for nothing (there is no network and no time to
+// lose). getty-static starts gettys on tty2-6, which a guest without a
+// display does not have, and held multi-user.target back by 4.4 s of every
+// boot under TCG; the serial console's getty held it back until udev had
+// announced ttyS0 (about 5 s more). Nothing reads a login prompt: the
+// runner writes to /dev/console, and kxboot's abort window comes before
+// any getty. console is the serial console (Arch.Console).
+func systemdMasked(console string) string {
+	return "apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer getty-static.service serial-getty@" + console + ".service"
+}
 
-func recipeFor(flavour string) (recipe, error) {
+// recipeFor returns the recipe of flavour for guests of arch.
+func recipeFor(flavour string, arch Arch) (recipe, error) {
+	arch = arch.orAMD64()
 	switch flavour {
 	case Systemd:
 		return recipe{
+			arch:    arch,
 			include: append([]string{"systemd", "systemd-sysv"}, commonPackages...),
-			enable:  "systemctl enable kxtest.service kxtest-early.service\nsystemctl mask " + systemdMasked,
+			enable:  "systemctl enable kxtest.service kxtest-early.service\nsystemctl mask " + systemdMasked(arch.Console),
 		}, nil
 	case Sysvinit:
 		return recipe{
+			arch:    arch,
 			include: append([]string{"sysvinit-core"}, commonPackages...),
 			enable:  "update-rc.d kxtest defaults\nupdate-rc.d kxtest-early defaults",
 		}, nil
@@ -173,6 +222,7 @@ func recipeFor(flavour string) (recipe, error) {
 		// debootstrap cannot choose openrc for sysvinit-core's "sysv-rc |
 		// file-rc | openrc": it takes sysv-rc, and apt swaps it for OpenRC.
 		return recipe{
+			arch:    arch,
 			include: append([]string{"sysvinit-core"}, commonPackages...),
 			extra:   []string{"openrc"},
 			enable:  "rc-update add kxtest default\nrc-update add kxtest-early sysinit",
@@ -206,12 +256,18 @@ dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' >/var/lib/kxtest/
 }
 
 // recipeHash covers everything that goes into an image besides the
-// kernels and the mirror's packages.
+// kernels and the mirror's packages. An amd64 recipe hashes exactly the
+// text it hashed before images of other architectures came, so that the
+// amd64 images in the caches stay valid.
 func recipeHash(flavour string, rec recipe, a, b string) string {
+	arch := rec.arch.orAMD64()
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\n%s\n%s\n%q\n%q\n%s\n", ImageRecipeVersion, flavour, DiskSize, rec.include, rec.extra, rec.enable)
-	fmt.Fprintf(h, "%s\n%s\n%s\n%s\nforeign, %s\n", packagesScript(a, b, rec.extra), finishScript(rec.enable), serialGetty, mkfsArgs, unsafeIO)
-	files := guestFiles(flavour)
+	fmt.Fprintf(h, "%s\n%s\n%s\n%s\nforeign, %s\n", packagesScript(a, b, rec.extra), finishScript(rec.enable), serialGettyOn(arch.Console), mkfsArgs, unsafeIO)
+	if arch.GOARCH != AMD64.GOARCH {
+		fmt.Fprintf(h, "arch %s; second stage %s\n", arch.GOARCH, foreignStage)
+	}
+	files := guestFiles(flavour, arch)
 	for _, p := range sortedPaths(files) {
 		fmt.Fprintf(h, "%s %o %d\n%s\n", p, files[p].mode, len(files[p].data), files[p].data)
 	}
@@ -226,7 +282,11 @@ const mkfsArgs = "-q -F -t ext4 -L kxroot"
 // has none: debootstrap, then apt-get in the chroot, then mke2fs -d. A
 // file lock per image keeps concurrent runs from building it twice.
 func Image(flavour string, a, b Kernel, logf Logf) (*DiskImage, error) {
-	rec, err := recipeFor(flavour)
+	if a.Arch.orAMD64().GOARCH != b.Arch.orAMD64().GOARCH {
+		return nil, fmt.Errorf("disk image: kernel A is %s's and kernel B %s's", a.Arch, b.Arch)
+	}
+	arch := a.Arch.orAMD64()
+	rec, err := recipeFor(flavour, arch)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +294,13 @@ func Image(flavour string, a, b Kernel, logf Logf) (*DiskImage, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
-	prefix := fmt.Sprintf("%s-%s-%s-v", flavour, a.Short(), b.Short())
+	// amd64's names carry no architecture: they are those of the images
+	// built before other architectures came.
+	kind := flavour
+	if arch.GOARCH != AMD64.GOARCH {
+		kind += "-" + arch.GOARCH
+	}
+	prefix := fmt.Sprintf("%s-%s-%s-v", kind, a.Short(), b.Short())
 	name := fmt.Sprintf("%s%d-%s", prefix, ImageRecipeVersion, recipeHash(flavour, rec, a.Release, b.Release)[:8])
 	unlock, err := lockFile(filepath.Join(root, name+".lock"), true)
 	if err != nil {
@@ -349,13 +415,14 @@ func build(work, flavour string, rec recipe, a, b string, logf Logf) error {
 	}
 	defer logFile.Close()
 	tree := filepath.Join(work, "tree")
-	debs := filepath.Join(filepath.Dir(work), "debs-"+flavour) // debootstrap's download cache
+	debs := filepath.Join(filepath.Dir(work), debsDirName(flavour, rec.arch)) // debootstrap's download cache
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return err
 	}
 	mirror, sources := hostSources()
 
-	img := &DiskImage{Flavour: flavour, A: a, B: b, Packages: rec.include, Installed: append([]string{"linux-image-" + a, "linux-image-" + b}, rec.extra...)}
+	arch := rec.arch.orAMD64()
+	img := &DiskImage{Flavour: flavour, GOARCH: arch.GOARCH, A: a, B: b, Packages: rec.include, Installed: append([]string{"linux-image-" + a, "linux-image-" + b}, rec.extra...)}
 	step := func(name string, f func() error) error {
 		t := time.Now()
 		fmt.Fprintf(logFile, "\n=== %s\n", name)
@@ -382,12 +449,18 @@ func build(work, flavour string, rec recipe, a, b string, logf Logf) error {
 		name string
 		f    func() error
 	}{
-		{"debootstrap " + Suite + " from " + mirror + ", first stage", func() error {
+		{"debootstrap " + Suite + " " + arch.GOARCH + " from " + mirror + ", first stage", func() error {
 			// In a mount namespace of its own, like every command that
 			// mounts in the tree: its mounts die with it.
 			return run("unshare", "--mount", "--propagation", "private", "--kill-child",
-				sbin("debootstrap"), "--foreign", "--variant=minbase", "--include="+strings.Join(rec.include, ","),
+				sbin("debootstrap"), "--foreign", "--arch="+arch.GOARCH, "--variant=minbase", "--include="+strings.Join(rec.include, ","),
 				"--cache-dir="+debs, Suite, tree, mirror)
+		}},
+		{"run " + arch.GOARCH + " programs on this " + runtime.GOARCH + " host", func() error {
+			if arch.Native() {
+				return nil
+			}
+			return runForeign(arch, tree, logFile)
 		}},
 		{"debootstrap, second stage", func() error {
 			// dpkg without fsync: the tree becomes an image anyway, and
@@ -399,7 +472,7 @@ func build(work, flavour string, rec recipe, a, b string, logf Logf) error {
 				sbin("chroot"), tree, "/debootstrap/debootstrap", "--second-stage")
 		}},
 		{"configure", func() error {
-			files := guestFiles(flavour)
+			files := guestFiles(flavour, arch)
 			for _, p := range sortedPaths(files) {
 				if lateFile(p) {
 					continue // after the packages: see "enable the runner"
@@ -418,7 +491,7 @@ func build(work, flavour string, rec recipe, a, b string, logf Logf) error {
 			return inChroot(tree, packagesScript(a, b, rec.extra), logFile)
 		}},
 		{"enable the runner", func() error {
-			files := guestFiles(flavour)
+			files := guestFiles(flavour, arch)
 			for _, p := range sortedPaths(files) {
 				if lateFile(p) {
 					if err := writeTree(tree, p, files[p].mode, []byte(files[p].data)); err != nil {
@@ -432,7 +505,7 @@ func build(work, flavour string, rec recipe, a, b string, logf Logf) error {
 				if err != nil {
 					return err
 				}
-				if err := writeTree(tree, "/etc/inittab", 0o644, append(data, []byte("\n# Serial console (kxtest)\n"+serialGetty)...)); err != nil {
+				if err := writeTree(tree, "/etc/inittab", 0o644, append(data, []byte("\n# Serial console (kxtest)\n"+serialGettyOn(arch.Console))...)); err != nil {
 					return err
 				}
 			}

@@ -134,7 +134,7 @@ Components: main
 func TestRecipes(t *testing.T) {
 	seen := map[string]string{}
 	for _, f := range Flavours {
-		rec, err := recipeFor(f)
+		rec, err := recipeFor(f, AMD64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,16 +147,77 @@ func TestRecipes(t *testing.T) {
 			t.Errorf("%s: the hash ignores kernel B", f)
 		}
 		// Every shell text the recipe writes must parse.
-		for p, file := range guestFiles(f) {
+		for p, file := range guestFiles(f, AMD64) {
 			if strings.HasPrefix(file.data, "#!/bin/sh") || strings.HasSuffix(p, ".sh") {
 				checkShell(t, f+":"+p, file.data)
 			}
 		}
 	}
-	if _, err := recipeFor("upstart"); err == nil {
+	if _, err := recipeFor("upstart", AMD64); err == nil {
 		t.Errorf("recipeFor(upstart): no error")
 	}
 	checkShell(t, "lib.sh", guestLib)
+}
+
+// TestRecipeHashesAMD64 pins the recipe hashes of the amd64 images, whose
+// cache directories carry them: a change that rebuilds them must be meant
+// (then update the hashes here). Images for other architectures came
+// without changing them.
+func TestRecipeHashesAMD64(t *testing.T) {
+	want := map[string]string{
+		Systemd:  "8f8264bc883bb3451ddc1004defe8500a4baa400f2ed8ebf7238aea1c5635e94",
+		Sysvinit: "78943a1102524708e4827c19ee645b5aad9fb8c1d6a00ce1536a556b46c858d6",
+		OpenRC:   "75c8994f9a52632cce4d5cb08c362fc64aef04f63be04c668b3706dd9fbcdce0",
+	}
+	for _, f := range Flavours {
+		for _, arch := range []Arch{{}, AMD64} {
+			rec, err := recipeFor(f, arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := recipeHash(f, rec, "6.1.0-56-cloud-amd64", "6.1.0-57-cloud-amd64"); got != want[f] {
+				t.Errorf("the %s recipe's hash for %q is %s; want %s", f, arch.GOARCH, got, want[f])
+			}
+		}
+	}
+	if DiskAppendOf(AMD64) != DiskAppend || DiskAppendOf(Arch{}) != DiskAppend {
+		t.Errorf("DiskAppendOf(AMD64) = %q; want DiskAppend, %q", DiskAppendOf(AMD64), DiskAppend)
+	}
+	if got, want := debsDirName(Systemd, AMD64), "debs-systemd"; got != want {
+		t.Errorf("amd64's debootstrap cache is %s; want %s", got, want)
+	}
+}
+
+// TestRecipeARM64: an arm64 image masks the getty of its own console and
+// has a hash, a cache name and a download cache of its own.
+func TestRecipeARM64(t *testing.T) {
+	for _, f := range Flavours {
+		amd, _ := recipeFor(f, AMD64)
+		arm, err := recipeFor(f, ARM64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recipeHash(f, amd, "6.1.0-56-cloud-arm64", "6.1.0-57-cloud-arm64") == recipeHash(f, arm, "6.1.0-56-cloud-arm64", "6.1.0-57-cloud-arm64") {
+			t.Errorf("%s: the arm64 recipe hashes as the amd64 one", f)
+		}
+		if debsDirName(f, ARM64) == debsDirName(f, AMD64) {
+			t.Errorf("%s: arm64 and amd64 share the debootstrap cache %s", f, debsDirName(f, AMD64))
+		}
+	}
+	arm, _ := recipeFor(Systemd, ARM64)
+	if !strings.Contains(arm.enable, "serial-getty@ttyAMA0.service") || strings.Contains(arm.enable, "ttyS0") {
+		t.Errorf("arm64 systemd recipe enables %q; want ttyAMA0's getty masked", arm.enable)
+	}
+	if got, want := DiskAppendOf(ARM64), "root=/dev/nvme0n1 ro console=ttyAMA0 norandmaps cryptomgr.notests"; got != want {
+		t.Errorf("DiskAppendOf(ARM64) = %q; want %q", got, want)
+	}
+	img := &DiskImage{Flavour: Systemd, GOARCH: "arm64", KernelA: "/k", InitrdA: "/i"}
+	if o := img.Boot("/d"); o.Arch.GOARCH != "arm64" || o.Append != DiskAppendOf(ARM64) {
+		t.Errorf("arm64 image boots %s with %q", o.Arch, o.Append)
+	}
+	if old := (&DiskImage{Flavour: Systemd}); old.Arch().GOARCH != "amd64" || old.Append() != DiskAppend {
+		t.Errorf("an image without GOARCH boots %s with %q; want amd64's", old.Arch(), old.Append())
+	}
 }
 
 func checkShell(t *testing.T, name, text string) {

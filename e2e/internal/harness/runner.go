@@ -250,11 +250,14 @@ start() {
 }
 `
 
-// serialGetty is added to /etc/inittab on sysvinit and OpenRC: a login
-// prompt on the serial console for a person watching a guest, which comes
-// up beside the runner without holding the boot back. (The systemd image
-// masks its serial getty: there multi-user.target waited for it.)
-const serialGetty = "T0:2345:respawn:/sbin/getty -L ttyS0 115200 vt100\n"
+// serialGettyOn is added to /etc/inittab on sysvinit and OpenRC: a login
+// prompt on the serial console (ttyS0 on amd64) for a person watching a
+// guest, which comes up beside the runner without holding the boot back.
+// (The systemd image masks its serial getty: there multi-user.target
+// waited for it.)
+func serialGettyOn(console string) string {
+	return "T0:2345:respawn:/sbin/getty -L " + console + " 115200 vt100\n"
+}
 
 // treeFile is a file the recipe writes into the debootstrap tree.
 type treeFile struct {
@@ -264,7 +267,7 @@ type treeFile struct {
 
 // guestFiles returns the files that the recipe of flavour adds to the
 // tree, by path in the guest.
-func guestFiles(flavour string) map[string]treeFile {
+func guestFiles(flavour string, arch Arch) map[string]treeFile {
 	files := map[string]treeFile{
 		"/usr/local/lib/kxtest/lib.sh": {0o644, guestLib},
 		"/usr/local/lib/kxtest/runner": {0o755, guestRunner},
