@@ -117,7 +117,7 @@ func chainCaseRun(t *testing.T, c chainCase) {
 	if c.initPkg != "" {
 		// The package as debootstrap fetched it for the image: the guest
 		// has no network, so it gets the .deb itself.
-		debs, _ := filepath.Glob(filepath.Join(harness.CacheDir(), "images", "debs-"+c.flavour, c.initPkg+"_*.deb"))
+		debs, _ := filepath.Glob(filepath.Join(img.DebsDir(), c.initPkg+"_*.deb"))
 		if len(debs) != 1 {
 			t.Fatalf("no single %s .deb in the image build cache: %v", c.initPkg, debs)
 		}

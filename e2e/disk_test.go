@@ -23,16 +23,24 @@ type imageOnce struct {
 	err  error
 }
 
-// image returns the disk image of flavour with kernels A and B installed,
-// building it once per run if the cache has none.
+// image returns the amd64 disk image of flavour with kernels A and B
+// installed, building it once per run if the cache has none.
 func image(t *testing.T, flavour string) *harness.DiskImage {
 	t.Helper()
-	a, b := kernels(t)
+	return imageOf(t, harness.AMD64, flavour)
+}
+
+// imageOf returns the disk image of flavour for guests of arch, with
+// arch's kernels A and B installed, building it once per run if the cache
+// has none.
+func imageOf(t *testing.T, arch harness.Arch, flavour string) *harness.DiskImage {
+	t.Helper()
+	a, b := kernelsOf(t, arch)
 	imagesMu.Lock()
-	o := images[flavour]
+	o := images[arch.GOARCH+"/"+flavour]
 	if o == nil {
 		o = &imageOnce{}
-		images[flavour] = o
+		images[arch.GOARCH+"/"+flavour] = o
 	}
 	imagesMu.Unlock()
 	o.once.Do(func() {
@@ -41,10 +49,10 @@ func image(t *testing.T, flavour string) *harness.DiskImage {
 		})
 	})
 	if o.err != nil {
-		t.Fatalf("disk image %s: %v", flavour, o.err)
+		t.Fatalf("%s disk image %s: %v", arch, flavour, o.err)
 	}
 	if o.img.BuildTime > 0 {
-		t.Logf("built the %s image in %v: %v", flavour, o.img.BuildTime.Round(time.Second), o.img.Steps)
+		t.Logf("built the %s %s image in %v: %v", arch, flavour, o.img.BuildTime.Round(time.Second), o.img.Steps)
 	}
 	return o.img
 }
@@ -102,13 +110,13 @@ func startDisk(t *testing.T, img *harness.DiskImage, opts func(*harness.Options)
 func (dg *diskGuest) at(n int, release string) *harness.Report {
 	dg.t.Helper()
 	s := dg.guest.at(n, release)
-	dg.checkBoot(s, n, dg.img.Flavour)
+	dg.checkBoot(s, n, dg.img)
 	return s
 }
 
-// checkBoot checks the runner's report s of boot n of a disk image of
-// flavour.
-func (gu *guest) checkBoot(s *harness.Report, n int, flavour string) {
+// checkBoot checks the runner's report s of boot n of a guest of the disk
+// image img.
+func (gu *guest) checkBoot(s *harness.Report, n int, img *harness.DiskImage) {
 	gu.t.Helper()
 	get := func(k string) string {
 		v, ok := s.Get(k)
@@ -119,8 +127,8 @@ func (gu *guest) checkBoot(s *harness.Report, n int, flavour string) {
 	}
 	gu.t.Logf("boot %d: %s, pid 1 %s, / %s (early: %s), uptime %ss, loader %s",
 		n, get("init"), get("pid1"), get("root"), get("early"), get("uptime"), get("loader"))
-	if got := get("init"); got != flavour {
-		gu.errorf("boot %d: the image says init %q; want %q", n, got, flavour)
+	if got := get("init"); got != img.Flavour {
+		gu.errorf("boot %d: the image says init %q; want %q", n, got, img.Flavour)
 	}
 	if got := get("counted"); got != "yes" {
 		gu.errorf("boot %d: the runner could not write its counter", n)
@@ -131,7 +139,7 @@ func (gu *guest) checkBoot(s *harness.Report, n int, flavour string) {
 	if got := get("early"); got != "ro" {
 		gu.errorf("boot %d: the early probe saw / %q; want ro", n, got)
 	}
-	if got := get("cmdline"); !strings.HasPrefix(got, harness.DiskAppend+" ") {
-		gu.errorf("boot %d: /proc/cmdline %q does not start with the provider's %q", n, got, harness.DiskAppend)
+	if got := get("cmdline"); !strings.HasPrefix(got, img.Append()+" ") {
+		gu.errorf("boot %d: /proc/cmdline %q does not start with the provider's %q", n, got, img.Append())
 	}
 }

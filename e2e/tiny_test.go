@@ -143,24 +143,24 @@ func (tg *tinyGuest) powerCut(extra string) {
 func (tg *tinyGuest) at(n int, release string) *harness.Report {
 	tg.t.Helper()
 	s := tg.guest.at(n, release)
-	tg.checkBoot(s, n, tg.img.Flavour)
+	tg.checkBoot(s, n, tg.img)
 	return s
 }
 
 // has fails the test unless step name of boot n printed want.
-func (tg *tinyGuest) has(n int, name, want string) {
-	tg.t.Helper()
-	st := tg.step(fmt.Sprint(n), name)
+func (gu *guest) has(n int, name, want string) {
+	gu.t.Helper()
+	st := gu.step(fmt.Sprint(n), name)
 	if !strings.Contains(st.Stdout(), want) {
-		tg.errorf("boot %d: %s lacks %q:\n%s", n, name, want, st.Stdout())
+		gu.errorf("boot %d: %s lacks %q:\n%s", n, name, want, st.Stdout())
 	}
 }
 
 // events is the history's events with their try numbers, e.g. "hop/1
 // failed/1 fallback/0", from a `kxboot history --json` step.
-func (tg *tinyGuest) events(n int, name string) string {
-	tg.t.Helper()
-	st := tg.ok(fmt.Sprint(n), name)
+func (gu *guest) events(n int, name string) string {
+	gu.t.Helper()
+	st := gu.ok(fmt.Sprint(n), name)
 	var out []string
 	for _, l := range st.Out {
 		ev := jsonField(l, "event")
@@ -189,9 +189,9 @@ func jsonField(line, key string) string {
 }
 
 // kernelsWere fails the test unless the kernels started so far are want.
-func (tg *tinyGuest) kernelsWere(want ...string) {
-	tg.t.Helper()
-	if got := tg.g.Kernels(); strings.Join(got, " ") != strings.Join(want, " ") {
-		tg.errorf("kernels started: %v; want %v", got, want)
+func (gu *guest) kernelsWere(want ...string) {
+	gu.t.Helper()
+	if got := gu.g.Kernels(); strings.Join(got, " ") != strings.Join(want, " ") {
+		gu.errorf("kernels started: %v; want %v", got, want)
 	}
 }

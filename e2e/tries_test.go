@@ -23,22 +23,22 @@ step leftovers sh -c 'ls -a /var/lib/kxboot | grep tmp || true'
 
 // fellBack checks the provider boot n after a fallback: status says so in
 // its first line, with the reason; the history ends in a fallback.
-func (tg *tinyGuest) fellBack(n int, reason, events string) {
-	tg.t.Helper()
-	st := tg.ok(fmt.Sprint(n), "status")
+func (gu *guest) fellBack(n int, reason, events string) {
+	gu.t.Helper()
+	st := gu.ok(fmt.Sprint(n), "status")
 	first := ""
 	if len(st.Out) > 0 {
 		first = st.Out[0]
 	}
 	if !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, reason) {
-		tg.errorf("boot %d: kxboot status's first line is %q; want FALLBACK: ... %q", n, first, reason)
+		gu.errorf("boot %d: kxboot status's first line is %q; want FALLBACK: ... %q", n, first, reason)
 	}
-	if got := tg.events(n, "history"); got != events {
-		tg.errorf("boot %d: history events %q; want %q", n, got, events)
+	if got := gu.events(n, "history"); got != events {
+		gu.errorf("boot %d: history events %q; want %q", n, got, events)
 	}
-	hist := tg.step(fmt.Sprint(n), "history").Stdout()
+	hist := gu.step(fmt.Sprint(n), "history").Stdout()
 	if !strings.Contains(hist, reason) {
-		tg.errorf("boot %d: the history does not give the reason %q:\n%s", n, reason, hist)
+		gu.errorf("boot %d: the history does not give the reason %q:\n%s", n, reason, hist)
 	}
 }
 
