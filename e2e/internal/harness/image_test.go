@@ -28,7 +28,7 @@ func TestArgsDisk(t *testing.T) {
 		t.Errorf("KVM: got %q", args)
 	}
 	o.Accel, o.Arch = "", ARM64
-	if args := strings.Join(Args(o), " "); !strings.HasPrefix(args, "-M virt -cpu max -accel tcg ") {
+	if args := strings.Join(Args(o), " "); !strings.HasPrefix(args, "-M virt -cpu max,pauth-impdef=on -accel tcg ") {
 		t.Errorf("arm64: got %q", args)
 	}
 	o.Arch = AMD64
