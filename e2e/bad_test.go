@@ -50,7 +50,8 @@ func TestBadInputs(t *testing.T) {
 
 // refused fails the test unless the step name of stage, kxboot load
 // --kernel file, exited 1 with one line on stderr: a sentence that starts
-// with "kxboot: ", names the file and says want.
+// with "kxboot: ", names the file and says want besides the file's name
+// (which may hold the word, as /bad/vmlinuz-truncated does).
 func (gu *guest) refused(stage, name, file, want string) {
 	gu.t.Helper()
 	s := gu.step(stage, name)
@@ -64,7 +65,7 @@ func (gu *guest) refused(stage, name, file, want string) {
 	case !strings.HasPrefix(msg, "kxboot: "):
 		gu.errorf("kxboot load --kernel %s: stderr %q does not start with %q", file, msg, "kxboot: ")
 	}
-	if !strings.Contains(msg, want) || !strings.Contains(msg, file) {
+	if !strings.Contains(strings.ReplaceAll(msg, file, ""), want) || !strings.Contains(msg, file) {
 		gu.errorf("kxboot load --kernel %s: stderr %q; want it to name the file and say %q", file, msg, want)
 	}
 }
