@@ -315,6 +315,9 @@ func TestArm64WrapperHopsOnce(t *testing.T) {
 		if !strings.Contains(st.Stdout(), "this boot already came through kexec") {
 			gu.errorf("kxboot status on B does not give the loop guard's reason:\n%s", st.Stdout())
 		}
+		if !strings.Contains(gu.g.Console(), "kxboot: chain: loaded /boot/vmlinuz-"+b.Release+" with kexec_load;") {
+			gu.errorf("the console does not say that the wrapper loaded B with kexec_load (the only syscall these kernels have)")
+		}
 		if !strings.Contains(gu.g.Console(), "kxboot: booting /boot/vmlinuz-"+b.Release+" in 1 s; press any key") {
 			gu.errorf("the abort window did not show on the serial console (%s)", harness.ARM64.Console)
 		}
