@@ -33,6 +33,7 @@ type Options struct {
 	Kernel   string        // host path given to -kernel
 	Initrd   string        // host path given to -initrd; "" for none
 	Append   string        // the kernel command line
+	Boot     BootPath      // what starts Kernel; the zero value is qemu's own loader
 	MemoryMB int           // guest memory; 0 means DefaultMemoryMB
 	Timeout  time.Duration // the whole run, after which qemu is killed; 0 means DefaultTimeout
 	// Disk, if set, is a raw disk image attached as a virtio drive: the
@@ -63,6 +64,30 @@ type Options struct {
 	// the goroutine that reads the console.
 	OnLine func(line string)
 }
+
+// BootPath is what starts the guest's kernel. It belongs to the guest, not
+// to its Arch: both paths boot the same kernels, kxboot binary, busybox and
+// console, which the harness and the tests cache by GOARCH.
+type BootPath string
+
+const (
+	// BootQEMU: qemu loads -kernel, -initrd and -append itself. On
+	// arm64's virt machine it enters the Image directly with a device
+	// tree it made (memory nodes, /chosen with bootargs and the initrd);
+	// on amd64 SeaBIOS runs qemu's linuxboot option ROM. The default: a
+	// guest that does not choose gets the qemu command line it had before
+	// BootPath existed, byte for byte.
+	BootQEMU BootPath = ""
+	// BootUEFI: the architecture's UEFI firmware (Arch.UEFI, edk2) runs
+	// first, reads -kernel, -initrd and -append through fw_cfg and starts
+	// the kernel's EFI stub, the way arm64 servers boot. ACPI stays on
+	// (the virt machine's default with firmware), so the stub hands the
+	// kernel a device tree holding only /chosen, and RAM is described by
+	// the EFI memory map alone. edk2 adds "initrd=initrd" to the command
+	// line when there is an initrd. The firmware costs about 1 s per
+	// firmware boot under TCG (docs/testing.md).
+	BootUEFI BootPath = "uefi"
+)
 
 const (
 	// DefaultMemoryMB leaves room for kernel A, an initramfs carrying
@@ -135,6 +160,9 @@ func Args(opts Options) []string {
 		// the same process; with Reboot, Start then starts qemu again.
 		args = append(args, "-no-reboot")
 	}
+	if opts.Boot == BootUEFI {
+		args = append(args, "-bios", opts.Arch.orAMD64().UEFI)
+	}
 	args = append(args, "-kernel", opts.Kernel)
 	if opts.Initrd != "" {
 		args = append(args, "-initrd", opts.Initrd)
@@ -157,6 +185,9 @@ func Start(opts Options) (*Guest, error) {
 	opts.Arch = opts.Arch.orAMD64()
 	qemu, err := QEMU(opts.Arch)
 	if err != nil {
+		return nil, err
+	}
+	if err := opts.Arch.checkBoot(opts.Boot); err != nil {
 		return nil, err
 	}
 	for i, f := range []string{opts.Kernel, opts.Initrd, opts.Disk} {

@@ -28,7 +28,7 @@ func TestArgsDisk(t *testing.T) {
 		t.Errorf("KVM: got %q", args)
 	}
 	o.Accel, o.Arch = "", ARM64
-	if args := strings.Join(Args(o), " "); !strings.HasPrefix(args, "-M virt -cpu max -accel tcg ") {
+	if args := strings.Join(Args(o), " "); !strings.HasPrefix(args, "-M virt -cpu max,pauth-impdef=on -accel tcg ") {
 		t.Errorf("arm64: got %q", args)
 	}
 	o.Arch = AMD64
@@ -43,6 +43,57 @@ func TestArgsDisk(t *testing.T) {
 	args = strings.Join(Args(o), " ")
 	if strings.Contains(args, "-no-reboot") || strings.Contains(args, "-initrd") {
 		t.Errorf("InPlaceReset without initrd: got %q", args)
+	}
+}
+
+// TestArgsAMD64Unchanged pins the qemu command line of amd64 guests to
+// what it was before the boot paths (BootPath) came: a guest that does not
+// choose one must not boot any differently.
+func TestArgsAMD64Unchanged(t *testing.T) {
+	t.Setenv(MonitorEnv, "") // a debugging monitor is the one change allowed
+	for _, c := range []struct {
+		o    Options
+		want []string
+	}{
+		{Options{Kernel: "/k", Initrd: "/i", Append: `console=ttyS0 a="b  c"`},
+			[]string{"-accel", "tcg", "-m", "1024", "-smp", "1", "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-kernel", "/k", "-initrd", "/i", "-append", `console=ttyS0 a="b  c"`}},
+		{Options{Kernel: "/k", Append: "x", Disk: "/d.img", NVMe: true, Reboot: true, MemoryMB: 512, CPU: "qemu64"},
+			[]string{"-accel", "tcg", "-cpu", "qemu64", "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-kernel", "/k", "-append", "x", "-drive", "file=/d.img,format=raw,if=none,id=root", "-device", "nvme,drive=root,serial=kxtest"}},
+	} {
+		if got := Args(c.o); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Args(%+v):\n got %q\nwant %q", c.o, got, c.want)
+		}
+	}
+}
+
+// TestArgsUEFI: BootUEFI adds the architecture's firmware and nothing
+// else; Start refuses it where the harness has no firmware.
+func TestArgsUEFI(t *testing.T) {
+	o := Options{Arch: ARM64, Kernel: "/k", Initrd: "/i", Append: "console=ttyAMA0"}
+	direct := Args(o)
+	o.Boot = BootUEFI
+	uefi := Args(o)
+	var extra []string
+	for i, j := 0, 0; i < len(uefi); i++ {
+		if j < len(direct) && uefi[i] == direct[j] {
+			j++
+			continue
+		}
+		extra = append(extra, uefi[i])
+	}
+	if want := []string{"-bios", ARM64.UEFI}; !reflect.DeepEqual(extra, want) || len(uefi) != len(direct)+2 {
+		t.Errorf("BootUEFI adds %q to %q; want only %q", extra, direct, want)
+	}
+	if err := AMD64.checkBoot(BootUEFI); err == nil || !strings.Contains(err.Error(), "no UEFI firmware for amd64") {
+		t.Errorf("amd64 with BootUEFI: %v; want the harness to say it has no firmware", err)
+	}
+	if err := (Arch{}).checkBoot("pxe"); err == nil {
+		t.Errorf("an unknown boot path: no error")
+	}
+	noFW := ARM64
+	noFW.UEFI = "/nonexistent/QEMU_EFI.fd"
+	if err := noFW.checkBoot(BootUEFI); err == nil || !strings.Contains(err.Error(), "apt-get install qemu-efi-aarch64") {
+		t.Errorf("missing firmware: %v; want the package to install", err)
 	}
 }
 
