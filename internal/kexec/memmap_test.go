@@ -30,6 +30,9 @@ func TestRAMFromIOMem(t *testing.T) {
 		// (top-level reserved); the EFI memory map and the other
 		// memblock reservations nested in them are cut out.
 		{"iomem-arm64-uefi", "0x40000000-0x74dfffff 0x78e00000-0x7a2fffff 0x7a780000-0x7c11ffff 0x7c121000-0x7c31ffff 0x7c412000-0x7c42efff 0x7c730000-0x7d15dfff 0x7d15f000-0x7e4e1fff 0x7fa00000-0x7fa02fff 0x7fa04000-0x7fa05fff"},
+		// Another UEFI boot, whose RAM kexec-tools 2.0.25 printed on the
+		// same boot (kexec -d -l: "System RAM ranges"): the same ranges.
+		{"iomem-arm64-uefi-kt", "0x40000000-0x739fffff 0x77a00000-0x78e9ffff 0x79320000-0x7996ffff 0x79971000-0x79b6ffff 0x7afc5000-0x7afcffff 0x7afe0000-0x7afe9fff 0x7afeb000-0x7c43ffff 0x7c730000-0x7d24ffff 0x7d251000-0x7e4e1fff 0x7fa00000-0x7fa02fff 0x7fa04000-0x7fa05fff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
