@@ -8,13 +8,15 @@
 //	make e2e-quick     # the initramfs and tiny-guest cases only
 //
 // on a Debian machine with what scripts/install-test-deps installs
-// (qemu-system-x86, busybox-static, debootstrap, e2fsprogs, cpio) and apt
-// access to Debian's kernels (cached in /var/cache/kxboot-e2e, or
-// $KXBOOT_E2E_CACHE).
+// (qemu-system-x86, qemu-system-arm, qemu-efi-aarch64, busybox-static,
+// debootstrap, e2fsprogs, cpio) and apt access to Debian's kernels, amd64
+// and arm64 (cached in /var/cache/kxboot-e2e, or $KXBOOT_E2E_CACHE).
 //
 // Three kinds of guest:
 //   - initramfs guests: kernel A with a busybox initramfs that carries
-//     kxboot and kernel B (hop_test.go, wrapper_test.go, bad_test.go);
+//     kxboot and kernel B (hop_test.go, wrapper_test.go, bad_test.go),
+//     and the same on arm64, booted by a device tree and through UEFI
+//     firmware (arm64_test.go);
 //   - disk guests: Debian disk images of three flavours (systemd,
 //     sysvinit, OpenRC) with kernels A and B installed, built once with
 //     debootstrap and mke2fs -d and cached beside the kernels in images/.

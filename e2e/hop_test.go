@@ -18,8 +18,15 @@ const hopAppend = `kxtest.token=42 kxtest.words="a b  c"`
 // passed both.
 func hopRoot(t *testing.T, syscall string) *harness.Initramfs {
 	t.Helper()
-	_, b := kernels(t)
-	kx, bb := kxboot(t), busybox(t)
+	return hopRootOf(t, harness.AMD64, syscall, "", "")
+}
+
+// hopRootOf is hopRoot for arch's kernels; stage 1 runs pre before the
+// load, and stage 2 runs post2 after its own checks.
+func hopRootOf(t *testing.T, arch harness.Arch, syscall, pre, post2 string) *harness.Initramfs {
+	t.Helper()
+	_, b := kernelsOf(t, arch)
+	kx, bb := kxbootOf(t, arch), busyboxOf(t, arch)
 
 	stage2 := harness.NewInitramfs().Busybox(bb).HostFile("/bin/kxboot", 0o755, kx)
 	stage2.File("/stage2/marker", 0o644, []byte("from stage2.cpio\n"))
@@ -28,7 +35,7 @@ say stage2file "$(cat /stage2/marker)"
 say extrafile "$(cat /extra/marker)"
 step status kxboot status
 step json kxboot status --json
-`))
+`+post2))
 	s2, err := stage2.Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +49,7 @@ step json kxboot status --json
 	root.HostFile("/boot/vmlinuz-"+b.Release, 0o644, b.Image)
 	root.File("/stage2.cpio", 0o644, s2)
 	root.File("/extra.cpio", 0o644, extra)
-	root.File("/init", 0o755, harness.Script("1", `
-step load kxboot load --kernel /boot/vmlinuz-`+b.Release+` --initrd /stage2.cpio --initrd /extra.cpio --append '`+hopAppend+`' --syscall `+syscall+`
+	root.File("/init", 0o755, harness.Script("1", "\n"+pre+`step load kxboot load --kernel /boot/vmlinuz-`+b.Release+` --initrd /stage2.cpio --initrd /extra.cpio --append '`+hopAppend+`' --syscall `+syscall+`
 step status kxboot status
 say exec "kxboot exec --force"
 step exec kxboot exec --force

@@ -115,10 +115,11 @@ func busyboxOf(t *testing.T, arch harness.Arch) string {
 
 // providerAppend is kernel A's command line. BOOT_IMAGE= and initrd= are
 // what a boot loader adds; kxboot must drop them. kxtest.provider=1 must
-// survive the hop.
+// survive the hop. The console and the guest parameters are a's
+// architecture's (on amd64: ttyS0 and harness.GuestParams).
 func providerAppend(a harness.Kernel) string {
-	return "console=ttyS0 panic=-1 BOOT_IMAGE=/boot/vmlinuz-" + a.Release +
-		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1 " + harness.GuestParams
+	return "console=" + a.Arch.Console + " panic=-1 BOOT_IMAGE=/boot/vmlinuz-" + a.Release +
+		" initrd=/boot/initrd.img-" + a.Release + " kxtest.provider=1 " + a.Arch.Params
 }
 
 // at waits for the end of runner boot n of a disk guest and checks that
@@ -150,18 +151,22 @@ type guest struct {
 func start(t *testing.T, root *harness.Initramfs) *guest {
 	t.Helper()
 	a, _ := kernels(t)
+	return startWith(t, root, harness.Options{Kernel: a.Image, Append: providerAppend(a)})
+}
+
+// startWith is start for the guest o describes: root becomes its initrd,
+// and its console is kept in the test's directory.
+func startWith(t *testing.T, root *harness.Initramfs, o harness.Options) *guest {
+	t.Helper()
 	dir := t.TempDir()
 	initrd := filepath.Join(dir, "stage1.cpio")
 	if err := root.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	sl := claim(t)
-	g, err := harness.Start(harness.Options{
-		Kernel:     a.Image,
-		Initrd:     initrd,
-		Append:     providerAppend(a),
-		ConsoleLog: filepath.Join(dir, "console.log"),
-	})
+	o.Initrd = initrd
+	o.ConsoleLog = filepath.Join(dir, "console.log")
+	g, err := harness.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,15 @@ var caseCost = map[string]float64{
 	"TestBadInputs":                  14,
 	"TestHopKexecLoad":               12,
 	"TestWrapperHopsOnce":            11,
+	// arm64 under TCG; measured on a busy machine, with the UEFI cases
+	// estimated as if kxboot's UEFI hop worked (their kernel B adds
+	// about the devicetree case's second kernel).
+	"TestArm64Hop/uefi":                   24,
+	"TestArm64WrapperHopsOnce/uefi":       24,
+	"TestArm64Hop/devicetree":             20,
+	"TestArm64WrapperHopsOnce/devicetree": 20,
+	"TestArm64WrapperBootsOn/uefi":        12,
+	"TestArm64WrapperBootsOn/devicetree":  11,
 }
 
 const defaultCost = 10

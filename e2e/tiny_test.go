@@ -160,9 +160,14 @@ func (gu *guest) has(n int, name, want string) {
 // failed/1 fallback/0", from a `kxboot history --json` step.
 func (gu *guest) events(n int, name string) string {
 	gu.t.Helper()
-	st := gu.ok(fmt.Sprint(n), name)
+	return historyEvents(gu.ok(fmt.Sprint(n), name).Out)
+}
+
+// historyEvents reads the lines of kxboot history --json as
+// "event/try ...", try 0 where there is none.
+func historyEvents(lines []string) string {
 	var out []string
-	for _, l := range st.Out {
+	for _, l := range lines {
 		ev := jsonField(l, "event")
 		try := jsonField(l, "try")
 		if try == "" {

@@ -17,13 +17,20 @@ import (
 // /etc/default/kxboot.
 func wrapperRoot(t *testing.T, conf string) *harness.Initramfs {
 	t.Helper()
-	_, b := kernels(t)
-	kx, bb := kxboot(t), busybox(t)
+	return wrapperRootOf(t, harness.AMD64, conf, "")
+}
+
+// wrapperRootOf is wrapperRoot for arch's kernels; the original init runs
+// more after its report, on either kernel.
+func wrapperRootOf(t *testing.T, arch harness.Arch, conf, more string) *harness.Initramfs {
+	t.Helper()
+	_, b := kernelsOf(t, arch)
+	kx, bb := kxbootOf(t, arch), busyboxOf(t, arch)
 	orig := func(stage string) []byte {
 		return harness.Script(stage, `
 step status kxboot status
 say pid "$$"
-`)
+`+more)
 	}
 	stage2 := harness.NewInitramfs().Busybox(bb).HostFile("/bin/kxboot", 0o755, kx)
 	stage2.Symlink("/init", "/bin/kxboot")

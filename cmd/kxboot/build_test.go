@@ -13,9 +13,9 @@ import (
 // wantDeps pins every non-standard package linked into kxboot. kxboot runs as
 // PID 1 before /usr is mounted: a new import that drags in a large tree must
 // fail here, not grow the binary unnoticed. Change this list only with a
-// reason in the commit message. u-root's pkg/boot/linux (kexec_load) is the
-// only import of u-root, and only from internal/kexec; the rest below it is
-// what that package needs (bzimage decompressors on amd64).
+// reason in the commit message. u-root's pkg/boot/linux (amd64's kexec_load)
+// is the only import of u-root, and only from internal/kexec; the rest below
+// it is what that package needs (bzimage decompressors).
 var wantDeps = map[string][]string{
 	"amd64": {
 		"github.com/dustin/go-humanize",
@@ -28,11 +28,9 @@ var wantDeps = map[string][]string{
 		"golang.org/x/exp",
 		"golang.org/x/sys",
 	},
+	// arm64's kexec_load segments are kxboot's own (internal/kexec,
+	// internal/fdt): no u-root there.
 	"arm64": {
-		"github.com/pierrec/lz4/v4",
-		"github.com/u-root/u-root",
-		"github.com/u-root/uio",
-		"golang.org/x/exp",
 		"golang.org/x/sys",
 	},
 }

@@ -12,7 +12,7 @@ func runDoctor(env *Env, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	checks := doctor.Run(doctor.Input{FS: env.FS, Euid: env.Euid(), Arch: env.Engine.MachineArch()})
+	checks := doctor.Run(doctor.Input{FS: env.FS, Euid: env.Euid(), Arch: env.Engine.MachineArch(), Engine: env.Engine})
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")

@@ -5,13 +5,15 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestDoctorHealthy(t *testing.T) {
 	m := newMachine(t)
 	out := m.mustRun("doctor")
 	for _, want := range []string{
-		"ok    root", "ok    kexec support       kexec_load and kexec_file_load are built in (/boot/config-" + running + ")",
+		"ok    root", "ok    kexec support       kexec_load and kexec_file_load are built in (asked the running kernel)",
 		"ok    kexec_load_disabled", "ok    lockdown", "ok    secure boot", "ok    config",
 		"ok    kernel              /boot/vmlinuz-" + newest + " is an x86 bzImage " + newest,
 		"ok    initrd", "ok    root=               root=UUID=" + rootUUID + " is /dev/vda1", "ok    memory",
@@ -31,9 +33,15 @@ func TestDoctorNamesTheReason(t *testing.T) {
 	}{
 		{"not root", func(m *machine) { m.uid = 1000 }, "fail  root                running as uid 1000"},
 		{"load disabled", func(m *machine) { m.write("/proc/sys/kernel/kexec_load_disabled", []byte("1\n")) }, "fail  kexec_load_disabled kernel.kexec_load_disabled is 1"},
-		{"no kexec", func(m *machine) { m.write("/boot/config-"+running, []byte("# CONFIG_KEXEC is not set\n")) }, "built without kexec"},
+		{"no kexec", func(m *machine) { m.sys.ProbeFile, m.sys.ProbeLoad = unix.ENOSYS, unix.ENOSYS }, "built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE, asked the running kernel)"},
+		// The kernel does not answer the probe (kexec_load_disabled, an
+		// LSM): its build options say.
+		{"no kexec in the config", func(m *machine) {
+			m.sys.ProbeFile, m.sys.ProbeLoad = unix.EPERM, unix.EPERM
+			m.write("/boot/config-"+running, []byte("# CONFIG_KEXEC is not set\n"))
+		}, "built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE, /boot/config-" + running + ")"},
 		{"lockdown without file load", func(m *machine) {
-			m.write("/boot/config-"+running, []byte("CONFIG_KEXEC=y\n"))
+			m.sys.ProbeFile = unix.ENOSYS
 			m.write("/sys/kernel/security/lockdown", []byte("none [integrity] confidentiality\n"))
 		}, "forbids kexec_load"},
 		{"missing kernel", func(m *machine) { m.write("/etc/default/kxboot", []byte("KERNEL=/boot/vmlinuz-9\n")) }, "fail  kernel              kernel /boot/vmlinuz-9 does not exist"},

@@ -45,6 +45,9 @@ type Input struct {
 	FS   rootfs.FS
 	Euid int
 	Arch string // GOARCH
+	// Engine, when set, is asked which load syscalls the running kernel
+	// has and, on arm64, whether a kexec_load can be built here.
+	Engine *kexec.Engine
 }
 
 // Run runs every check in order.
@@ -52,9 +55,17 @@ func Run(in Input) []Check {
 	var out []Check
 	add := func(c Check) { out = append(out, c) }
 	add(checkRoot(in))
+	if err := kexec.CheckArch(in.Arch); err != nil {
+		add(Check{"architecture", Fail, err.Error(), ""})
+		return out
+	}
 	release, _ := in.FS.ReadString("/proc/sys/kernel/osrelease")
 	lock := kexec.Lockdown(in.FS)
-	add(checkKernelConfig(in, release, lock))
+	sys := checkKernelConfig(in, release, lock)
+	add(sys.Check)
+	if in.Arch == "arm64" && sys.load == kexec.Yes && sys.file != kexec.Yes && in.Engine != nil {
+		add(checkSegments(in))
+	}
 	add(checkLoadDisabled(in))
 	add(checkLockdown(lock))
 	add(checkSecureBoot(in))
@@ -126,27 +137,64 @@ func kernelConfig(fsys rootfs.FS, release string) (map[string]string, string) {
 	return opts, src
 }
 
-func checkKernelConfig(in Input, release, lock string) Check {
+// syscallCheck is the kexec support check and what it found.
+type syscallCheck struct {
+	Check
+	file, load kexec.Has
+}
+
+// checkKernelConfig says which load syscalls the running kernel has: asked
+// of the kernel itself when it answers (root, kexec not disabled), else
+// read from its build options, which a provider's kernel often lacks.
+func checkKernelConfig(in Input, release, lock string) syscallCheck {
 	const name = "kexec support"
-	opts, src := kernelConfig(in.FS, release)
-	if opts == nil {
-		if in.FS.Exists("/sys/kernel/kexec_loaded") {
-			return Check{name, Warn, fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz); /sys/kernel/kexec_loaded exists, so kexec is built in", release, release), ""}
+	file, load := kexec.Unknown, kexec.Unknown
+	if in.Engine != nil {
+		file, load = in.Engine.Syscalls()
+	}
+	src := "asked the running kernel"
+	if file == kexec.Unknown || load == kexec.Unknown {
+		opts, from := kernelConfig(in.FS, release)
+		if opts == nil {
+			c := Check{name, Warn, fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz) and the kernel did not answer the probe (run as root)", release, release), "run kxboot doctor as root"}
+			if in.FS.Exists("/sys/kernel/kexec_loaded") {
+				c.Message = fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz) and the kernel did not answer the probe (not root, or kexec_load_disabled); /sys/kernel/kexec_loaded exists, so kexec is built in", release, release)
+			}
+			return syscallCheck{Check: c}
 		}
-		return Check{name, Warn, fmt.Sprintf("the build options of %s are not readable (no /boot/config-%s, no /proc/config.gz) and /sys/kernel/kexec_loaded is missing", release, release), "mount sysfs, or check with your provider that the kernel has CONFIG_KEXEC"}
+		yesNo := func(opt string) kexec.Has {
+			if opts[opt] == "y" {
+				return kexec.Yes
+			}
+			return kexec.No
+		}
+		file, load, src = yesNo("CONFIG_KEXEC_FILE"), yesNo("CONFIG_KEXEC"), from
 	}
-	hasLoad, hasFile := opts["CONFIG_KEXEC"] == "y", opts["CONFIG_KEXEC_FILE"] == "y"
+	c := syscallCheck{file: file, load: load}
 	switch {
-	case hasLoad && hasFile:
-		return Check{name, OK, fmt.Sprintf("kexec_load and kexec_file_load are built in (%s)", src), ""}
-	case hasFile:
-		return Check{name, OK, fmt.Sprintf("kexec_file_load is built in, kexec_load is not (%s)", src), ""}
-	case hasLoad && lock != "":
-		return Check{name, Fail, fmt.Sprintf("this kernel has only kexec_load (no CONFIG_KEXEC_FILE, %s), and its lockdown (%s) forbids kexec_load", src, lock), "boot without lockdown, or a kernel with CONFIG_KEXEC_FILE"}
-	case hasLoad:
-		return Check{name, OK, fmt.Sprintf("kexec_load is built in; kexec_file_load is not (CONFIG_KEXEC_FILE off, %s), so kxboot uses kexec_load", src), ""}
+	case load == kexec.Yes && file == kexec.Yes:
+		c.Check = Check{name, OK, fmt.Sprintf("kexec_load and kexec_file_load are built in (%s)", src), ""}
+	case file == kexec.Yes:
+		c.Check = Check{name, OK, fmt.Sprintf("kexec_file_load is built in, kexec_load is not (%s)", src), ""}
+	case load == kexec.Yes && lock != "":
+		c.Check = Check{name, Fail, fmt.Sprintf("this kernel has only kexec_load (no CONFIG_KEXEC_FILE, %s), and its lockdown (%s) forbids kexec_load", src, lock), "boot without lockdown, or a kernel with CONFIG_KEXEC_FILE"}
+	case load == kexec.Yes:
+		c.Check = Check{name, OK, fmt.Sprintf("kexec_load is built in; kexec_file_load is not (CONFIG_KEXEC_FILE off, %s), so kxboot uses kexec_load", src), ""}
+	default:
+		c.Check = Check{name, Fail, fmt.Sprintf("this kernel was built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE, %s), so nothing can be loaded from it", src), "boot a kernel built with CONFIG_KEXEC or CONFIG_KEXEC_FILE (most distribution kernels are)"}
 	}
-	return Check{name, Fail, fmt.Sprintf("this kernel was built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE in %s), so nothing can be loaded from it", src), "boot a kernel built with CONFIG_KEXEC or CONFIG_KEXEC_FILE (most distribution kernels are)"}
+	return c
+}
+
+// checkSegments reads and checks what kxboot's arm64 kexec_load is built
+// from (the RAM in /proc/iomem, the running device tree), read-only.
+func checkSegments(in Input) Check {
+	const name = "kexec_load sources"
+	msg, err := in.Engine.SegmentSources()
+	if err != nil {
+		return Check{name, Fail, "kexec_load cannot be built on this boot: " + err.Error(), "boot a kernel with kexec_file_load (CONFIG_KEXEC_FILE), which needs neither"}
+	}
+	return Check{name, OK, msg + "; both read and checked", ""}
 }
 
 func checkLoadDisabled(in Input) Check {

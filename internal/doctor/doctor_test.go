@@ -2,8 +2,14 @@ package doctor
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kxboot/kxboot/internal/fdt"
+	"github.com/kxboot/kxboot/internal/kexec"
 
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/watchdog"
@@ -83,5 +89,56 @@ func TestRunHasWatchdogCheck(t *testing.T) {
 	}
 	if !found {
 		t.Error("Run has no watchdog check")
+	}
+}
+
+// On arm64 without kexec_file_load, doctor reads and checks what the
+// kexec_load would be built from, and fails when it could not be.
+func TestSegmentSources(t *testing.T) {
+	tree := &fdt.Tree{Root: &fdt.Node{}}
+	tree.Ensure("/chosen").SetU64("linux,uefi-mmap-start", 0x7c120000)
+	iomem := "40000000-7fffffff : System RAM\n  40210000-4158ffff : Kernel code\n  7c120000-7c120fff : reserved\n"
+	tests := []struct {
+		name   string
+		files  map[string]string
+		status Status
+		want   string
+	}{
+		{"uefi", map[string]string{"/proc/iomem": iomem, "/sys/firmware/fdt": string(tree.Marshal())}, OK,
+			"ok    kexec_load sources  RAM from /proc/iomem (2 free ranges, 1023 MiB), device tree from /sys/firmware/fdt (" + fmt.Sprint(len(tree.Marshal())) + " bytes, a UEFI boot: the tree's EFI memory map properties are passed on, so the next kernel finds its memory); both read and checked"},
+		{"no device tree", map[string]string{"/proc/iomem": iomem}, Fail,
+			"fail  kexec_load sources  kexec_load cannot be built on this boot: /sys/firmware/fdt is not readable"},
+		{"damaged device tree", map[string]string{"/proc/iomem": iomem, "/sys/firmware/fdt": "junk"}, Fail,
+			"fail  kexec_load sources  kexec_load cannot be built on this boot: /sys/firmware/fdt cannot be read: device tree"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.files["/proc/cmdline"] = "ro\n"
+			fsys := rootfstest.Tree(t, tt.files, nil)
+			eng := &kexec.Engine{FS: fsys, Sys: &kexec.Fake{ProbeFile: unix.ENOSYS}, Arch: "arm64"}
+			var found []Check
+			for _, c := range Run(Input{FS: fsys, Euid: 0, Arch: "arm64", Engine: eng}) {
+				if c.Name == "kexec_load sources" || c.Name == "kexec support" {
+					found = append(found, c)
+				}
+			}
+			if len(found) != 2 || !strings.Contains(found[0].Message, "kexec_file_load is not (CONFIG_KEXEC_FILE off, asked the running kernel)") {
+				t.Fatalf("checks %+v; want the probe's answer and the sources check", found)
+			}
+			var buf bytes.Buffer
+			Write(&buf, found[1:])
+			if found[1].Status != tt.status || !strings.HasPrefix(buf.String(), tt.want) {
+				t.Errorf("check:\n%s\nwant %s and it to start with:\n%s", buf.String(), tt.status, tt.want)
+			}
+		})
+	}
+}
+
+func TestArm32(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{"/proc/cmdline": "ro\n"}, nil)
+	cs := Run(Input{FS: fsys, Euid: 0, Arch: "arm"})
+	last := cs[len(cs)-1]
+	if last.Name != "architecture" || last.Status != Fail || !strings.Contains(last.Message, "32-bit ARM") || !Failed(cs) {
+		t.Errorf("checks %+v; want them to end failing on the architecture", cs)
 	}
 }

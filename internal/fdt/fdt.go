@@ -83,7 +83,7 @@ func Parse(b []byte) (*Tree, error) {
 		return nil, errorf("the blob is %d bytes long, too short to hold even the magic number", len(b))
 	}
 	if m := binary.BigEndian.Uint32(b); m != magic {
-		return nil, errorf("the magic number is %#08x, not %#08x: this is not a flattened device tree", m, magic)
+		return nil, errorf("the magic number is %#08x, not %#08x: this is not a flattened device tree", m, uint32(magic))
 	}
 	if len(b) < headerV16 {
 		return nil, errorf("the blob is %d bytes long, shorter than the %d-byte header: it is truncated", len(b), headerV16)

@@ -2,7 +2,9 @@ package kernels
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
+	"io"
 	"os"
 	"strings"
 
@@ -144,10 +146,12 @@ func cmpInt(a, b int) int {
 }
 
 // ReleaseOf reads the kernel release ("6.1.0-54-cloud-amd64") from the
-// image at in-machine path p. Only x86 bzImages carry it at a known place:
-// the setup header's kernel_version field (le16 at 0x20E) points, less
-// 0x200, to a NUL-terminated string that begins with the release. Any other
-// format, or an unreadable file, gives "".
+// image at in-machine path p, or gives "" when it cannot tell. An x86
+// bzImage names it in its setup header. An arm64 Image holds it in the
+// kernel's banner ("Linux version 6.1.0-57-cloud-arm64 (debian-kernel@...")
+// somewhere in its read-only data, found by reading the image through, and
+// unpacking it on the way for Image.gz and a gzip EFI zboot image. That can
+// take a while: callers prefer the release a file name gives.
 func ReleaseOf(fsys rootfs.FS, p string) string {
 	f, err := os.Open(fsys.Path(p))
 	if err != nil {
@@ -155,14 +159,30 @@ func ReleaseOf(fsys rootfs.FS, p string) string {
 	}
 	defer f.Close()
 	hdr := make([]byte, 0x210)
-	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return ""
+	n, _ := f.ReadAt(hdr, 0)
+	hdr = hdr[:n]
+	le := binary.LittleEndian
+	switch {
+	case n >= 0x210 && le.Uint16(hdr[0x1FE:]) == 0xAA55 && string(hdr[0x202:0x206]) == "HdrS":
+		// Boot sector signature, then the setup header of boot protocol
+		// 2.00 and later (kernel_version exists since 2.00 too).
+		return bzImageRelease(f, hdr)
+	case n >= 0x40 && string(hdr[0x38:0x3C]) == "ARM\x64":
+		return bannerRelease(f, bannerChunk)
+	case n >= 2 && hdr[0] == 0x1F && hdr[1] == 0x8B:
+		return gzipRelease(f)
+	case n >= 0x40 && string(hdr[0:2]) == "MZ" && string(hdr[4:8]) == "zimg" && string(bytes.TrimRight(hdr[24:56], "\x00")) == "gzip":
+		// EFI zboot: the compressed Image's offset and size at 8 and 12.
+		off, size := int64(le.Uint32(hdr[8:])), int64(le.Uint32(hdr[12:]))
+		return gzipRelease(io.NewSectionReader(f, off, size))
 	}
-	// Boot sector signature, then the "HdrS" setup header of boot
-	// protocol 2.00 and later (kernel_version exists since 2.00 too).
-	if binary.LittleEndian.Uint16(hdr[0x1FE:]) != 0xAA55 || string(hdr[0x202:0x206]) != "HdrS" {
-		return ""
-	}
+	return ""
+}
+
+// bzImageRelease reads the release at the setup header's kernel_version
+// field (le16 at 0x20E), which points, less 0x200, to a NUL-terminated
+// string that begins with the release.
+func bzImageRelease(f *os.File, hdr []byte) string {
 	ptr := binary.LittleEndian.Uint16(hdr[0x20E:])
 	if ptr == 0 {
 		return ""
@@ -186,4 +206,73 @@ func ReleaseOf(fsys rootfs.FS, p string) string {
 		return ""
 	}
 	return rel
+}
+
+func gzipRelease(r io.Reader) string {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return ""
+	}
+	return bannerRelease(zr, bannerChunk)
+}
+
+const (
+	bannerPrefix = "Linux version "
+	// maxRelease is the longest release the kernel keeps (__NEW_UTS_LEN).
+	maxRelease = 64
+	// bannerChunk is how much of an image is read at a time.
+	bannerChunk = 256 << 10
+)
+
+// bannerRelease reads r in chunks of up to chunk bytes until it finds the
+// kernel banner, and returns the release in it: the word after
+// "Linux version ", ended by a space. Other text that begins alike (a
+// "Linux version %s" format string) is passed over.
+func bannerRelease(r io.Reader, chunk int) string {
+	// A match is judged only once the release and the space after it can
+	// be in the buffer; the tail where they might not be is carried over
+	// to the next read.
+	const tail = len(bannerPrefix) + maxRelease + 1
+	prefix := []byte(bannerPrefix)
+	buf := make([]byte, max(chunk, 2*tail))
+	n := 0
+	for {
+		m, err := io.ReadFull(r, buf[n:])
+		n += m
+		eof := err != nil // the end, a cut gzip stream or a read error alike
+		limit := n
+		if !eof {
+			limit = n - tail
+		}
+		for from := 0; ; {
+			i := bytes.Index(buf[from:n], prefix)
+			if i < 0 || from+i >= limit {
+				break
+			}
+			at := from + i + len(bannerPrefix)
+			word := buf[at:min(n, at+maxRelease+1)]
+			if sp := bytes.IndexByte(word, ' '); sp > 0 && validRelease(word[:sp]) {
+				return string(word[:sp])
+			}
+			from += i + 1
+		}
+		if eof {
+			return ""
+		}
+		n = copy(buf, buf[limit:n])
+	}
+}
+
+// validRelease says whether b can be a kernel release: printable, no
+// spaces, starting with a digit.
+func validRelease(b []byte) bool {
+	if len(b) == 0 || !isDigit(b[0]) {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }

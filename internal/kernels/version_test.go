@@ -1,12 +1,18 @@
 package kernels
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
+	"github.com/kxboot/kxboot/internal/testimg"
 )
 
 func TestCompare(t *testing.T) {
@@ -131,6 +137,7 @@ func TestReleaseOf(t *testing.T) {
 	fsys := rootfs.New(dir)
 	arm64 := make([]byte, 0x800)
 	copy(arm64[0x38:], "ARM\x64")
+	signed := testimg.Arm64PE{Sections: []int{0x3000, 0x1800}, Cert: 1472, Release: "6.1.0-57-cloud-arm64"}.Bytes()
 	noNUL := bzImage("6.1.0-54-cloud-amd64")[:0x3d0]
 	zeroPtr := bzImage("6.1.0-54-cloud-amd64")
 	zeroPtr[0x20e], zeroPtr[0x20f] = 0, 0
@@ -145,6 +152,15 @@ func TestReleaseOf(t *testing.T) {
 		"truncated": {noNUL, ""},
 		"noversion": {zeroPtr, ""},
 		"empty":     {nil, ""},
+
+		"arm64 Image":           {testimg.Arm64Release(0x10000, "6.1.0-57-cloud-arm64"), "6.1.0-57-cloud-arm64"},
+		"arm64 signed PE Image": {signed, "6.1.0-57-cloud-arm64"},
+		"Image.gz":              {testimg.Gzip(signed), "6.1.0-57-cloud-arm64"},
+		"zboot":                 {testimg.Zboot(testimg.Gzip(signed), "gzip"), "6.1.0-57-cloud-arm64"},
+		"zboot zstd":            {testimg.Zboot([]byte("zstd data"), "zstd"), ""},
+		"Image without banner":  {testimg.Arm64(0x10000), ""},
+		"Image.gz cut early":    {testimg.Gzip(signed)[:40], ""},
+		"gzip of text":          {testimg.Gzip([]byte(testimg.Banner("6.1.0-1-amd64"))), "6.1.0-1-amd64"},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), tt.data, 0o644); err != nil {
 			t.Fatal(err)
@@ -155,5 +171,78 @@ func TestReleaseOf(t *testing.T) {
 	}
 	if got := ReleaseOf(fsys, "/missing"); got != "" {
 		t.Errorf("ReleaseOf(missing) = %q; want \"\"", got)
+	}
+}
+
+func TestBannerRelease(t *testing.T) {
+	long := strings.Repeat("a", maxRelease-1)
+	for _, tt := range []struct{ name, text, want string }{
+		{"banner", testimg.Banner("6.1.0-57-cloud-arm64"), "6.1.0-57-cloud-arm64"},
+		{"format string first", "Linux version %s\x00" + testimg.Banner("6.6.8-arch1-1"), "6.6.8-arch1-1"},
+		{"prefix twice", "Linux version Linux version 6.1 (", "6.1"},
+		{"ends after the space", "Linux version 6.1 ", "6.1"},
+		{"ends in the release", "Linux version 6.1", ""},
+		{"NUL in the release", "Linux version 6.1\x00 (", ""},
+		{"no digit", "Linux version unknown (", ""},
+		{"64 bytes", "Linux version 6" + long + " (", "6" + long},
+		{"65 bytes", "Linux version 6" + long + "a (", ""},
+		{"nothing", "Linux versio", ""},
+	} {
+		// Put the text at every place around the first chunk boundaries,
+		// behind bytes that begin the prefix over and over, and read it in
+		// pieces of every size the reader gives.
+		for _, chunk := range []int{0, 200, 333} {
+			for pad := 0; pad < 3*max(chunk, 200); pad++ {
+				data := append(bytes.Repeat([]byte("L"), pad), tt.text...)
+				for _, r := range []io.Reader{bytes.NewReader(data), iotest.HalfReader(bytes.NewReader(data)), iotest.OneByteReader(bytes.NewReader(data))} {
+					if got := bannerRelease(r, chunk); got != tt.want {
+						t.Fatalf("%s: bannerRelease(%d bytes of padding, chunk %d) = %q; want %q", tt.name, pad, chunk, got, tt.want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkReleaseOf reads the release from the arm64 kernel image at
+// $KXBOOT_BENCH_ARM64 (a real one, such as Debian's 27 MB signed Image),
+// as it is and gzipped as Image.gz and EFI zboot.
+func BenchmarkReleaseOf(b *testing.B) {
+	src := os.Getenv("KXBOOT_BENCH_ARM64")
+	if src == "" {
+		b.Skip("set KXBOOT_BENCH_ARM64 to an arm64 kernel Image")
+	}
+	img, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := ReleaseOf(rootfs.New("/"), src)
+	if want == "" {
+		b.Fatalf("no release in %s", src)
+	}
+	b.Logf("%s: %q", src, want)
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw.Write(img)
+	zw.Close()
+	dir := b.TempDir()
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"Image", img},
+		{"Image.gz", gz.Bytes()},
+		{"zboot", testimg.Zboot(gz.Bytes(), "gzip")},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(f.name, func(b *testing.B) {
+			for b.Loop() {
+				if got := ReleaseOf(rootfs.New(dir), "/"+f.name); got != want {
+					b.Fatalf("ReleaseOf = %q; want %q", got, want)
+				}
+			}
+		})
 	}
 }

@@ -63,6 +63,8 @@ type Engine struct {
 	Arch string // GOARCH of the machine; runtime.GOARCH when empty
 	// Euid is the effective uid, used to explain EPERM; os.Geteuid when nil.
 	Euid func() int
+	// Rand seeds the next kernel's randomness on arm64; crypto/rand when nil.
+	Rand io.Reader
 }
 
 // New returns the engine for the running machine.
@@ -76,10 +78,26 @@ func (e *Engine) MachineArch() string {
 	return runtime.GOARCH
 }
 
+// CheckArch says whether kxboot can load kernels on a machine of this
+// GOARCH. 32-bit ARM cannot: Linux has no kexec_file_load there and kxboot
+// builds kexec_load segments for amd64 and arm64 only.
+func CheckArch(arch string) error {
+	switch arch {
+	case "amd64", "arm64":
+		return nil
+	case "arm":
+		return fmt.Errorf("kxboot cannot load kernels on 32-bit ARM: Linux has no kexec_file_load there, and kxboot builds kexec_load's segments (zImage, ATAGs or device tree) only for amd64 and arm64; use kexec-tools on this machine, or run an arm64 kernel if the board has one")
+	}
+	return fmt.Errorf("kxboot cannot load kernels on %s: it supports amd64 and arm64", arch)
+}
+
 // Load loads the kernel so that Exec (or a reboot that honours a loaded
 // kernel) starts it.
 func (e *Engine) Load(r Request) (Result, error) {
 	var res Result
+	if err := CheckArch(e.MachineArch()); err != nil {
+		return res, err
+	}
 	kernel, kind, err := e.openKernel(r.Kernel)
 	if err != nil {
 		return res, err
@@ -128,6 +146,9 @@ func (e *Engine) Load(r Request) (Result, error) {
 		}
 	}
 	res.Syscall = "kexec_load"
+	if e.MachineArch() == "arm64" {
+		return res, e.loadArm64(kernel, initrd, r)
+	}
 	return res, e.explain(e.Sys.SegmentLoad(kernel, initrd, r.Cmdline), res.Syscall, r)
 }
 
@@ -381,4 +402,30 @@ func (e *Engine) explain(err error, call string, r Request) error {
 		return fmt.Errorf("%s failed: %s: %w", call, why, err)
 	}
 	return fmt.Errorf("cannot load %s with %s: %s: %w", what, call, why, errno)
+}
+
+// Has says whether the running kernel has a syscall.
+type Has int
+
+const (
+	Unknown Has = iota // the kernel would not say (EPERM: not root, or kexec_load_disabled)
+	Yes
+	No
+)
+
+// Syscalls asks the running kernel which load syscalls it has, without
+// loading or unloading anything (Sys.Probe). This works where the kernel's
+// build options are not on the disk, as on most providers' kernels.
+func (e *Engine) Syscalls() (file, load Has) {
+	f, l := e.Sys.Probe()
+	has := func(err error, exists unix.Errno) Has {
+		switch {
+		case errors.Is(err, exists):
+			return Yes
+		case errors.Is(err, unix.ENOSYS):
+			return No
+		}
+		return Unknown
+	}
+	return has(f, unix.EBADF), has(l, unix.EINVAL)
 }

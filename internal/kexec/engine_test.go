@@ -198,6 +198,7 @@ func TestLoadRefusesBadImages(t *testing.T) {
 		{"truncated", testimg.BzImage(16384, "x")[:8192], "amd64", "truncated"},
 		{"arm64 on amd64", testimg.Arm64(4096), "amd64", "it is an arm64 kernel (arm64 Image) and this machine is amd64"},
 		{"bzImage on arm64", testimg.BzImage(8192, "x"), "arm64", "it is an amd64 kernel"},
+		{"zImage on arm64", armZImage(), "arm64", "it is an arm kernel (32-bit ARM zImage) and this machine is arm64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,4 +339,24 @@ func TestParseMethod(t *testing.T) {
 	if _, err := ParseMethod("kexec"); err == nil {
 		t.Error("ParseMethod(kexec) accepted")
 	}
+}
+
+// 32-bit ARM gets a sentence before anything is opened or called.
+func TestLoadRefusesArm32(t *testing.T) {
+	m := newMachine(t)
+	m.e.Arch = "arm"
+	_, err := m.e.Load(Request{Kernel: kernel})
+	if err == nil || !strings.Contains(err.Error(), "kxboot cannot load kernels on 32-bit ARM: Linux has no kexec_file_load there") {
+		t.Fatalf("Load on arm: %v", err)
+	}
+	if len(m.sys.Calls) != 0 {
+		t.Errorf("calls %v; want none", m.sys.Calls)
+	}
+}
+
+// armZImage is the start of a 32-bit ARM zImage: its magic at 0x24.
+func armZImage() []byte {
+	b := make([]byte, 4096)
+	copy(b[0x24:], []byte{0x18, 0x28, 0x6f, 0x01})
+	return b
 }

@@ -19,11 +19,18 @@ type Fake struct {
 	FS *rootfs.FS
 
 	FileErr, SegmentErr, UnloadErr, ExecErr, RebootErr error
+	// ProbeFile and ProbeLoad are what Probe answers; nil means EBADF and
+	// EINVAL, as a kernel with both calls answers root.
+	ProbeFile, ProbeLoad error
 
-	Calls   []string // "file_load", "segment_load", "unload", "reboot_kexec", "reboot"
+	Calls   []string // "file_load", "segment_load", "kexec_load", "unload", "reboot_kexec", "reboot"
 	Kernel  []byte   // bytes of the kernel given to the last load
 	Initrd  []byte   // bytes of the initrd given to the last load (nil for none)
 	Cmdline string
+	// Entry and Segments are what the last KexecLoad got (the buffers
+	// copied).
+	Entry    uint64
+	Segments []Segment
 }
 
 var _ Sys = (*Fake)(nil)
@@ -82,6 +89,32 @@ func (f *Fake) SegmentLoad(kernel, initrd *os.File, cmdline string) error {
 	f.Cmdline = cmdline
 	f.setLoaded("1")
 	return nil
+}
+
+func (f *Fake) KexecLoad(entry uint64, segs []Segment) error {
+	f.record("kexec_load")
+	if f.SegmentErr != nil {
+		return f.SegmentErr
+	}
+	f.Entry, f.Segments = entry, nil
+	for _, s := range segs {
+		s.Buf = append([]byte(nil), s.Buf...)
+		f.Segments = append(f.Segments, s)
+	}
+	f.setLoaded("1")
+	return nil
+}
+
+func (f *Fake) Probe() (file, load error) {
+	f.record("probe")
+	file, load = f.ProbeFile, f.ProbeLoad
+	if file == nil {
+		file = unix.EBADF
+	}
+	if load == nil {
+		load = unix.EINVAL
+	}
+	return file, load
 }
 
 func (f *Fake) Unload() error {

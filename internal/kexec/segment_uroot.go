@@ -1,4 +1,4 @@
-//go:build linux && (amd64 || arm64)
+//go:build linux && amd64
 
 package kexec
 
@@ -10,9 +10,9 @@ import (
 	"github.com/u-root/u-root/pkg/boot/linux"
 )
 
-// segmentLoad uses u-root's kexec_load implementation, which parses the image
-// and builds the segments: on amd64 the boot_params and purgatory, on arm64
-// the trampoline and the device tree taken from the running system.
+// segmentLoad uses u-root's kexec_load implementation on amd64, which parses
+// the bzImage and builds the segments, the boot_params and the purgatory.
+// arm64's segments are kxboot's own (arm64.go).
 func segmentLoad(kernel, initrd *os.File, cmdline string) error {
 	// u-root logs debug dumps (the purgatory's ELF headers, a note that a
 	// signed image's signature is ignored) through the standard logger;

@@ -5,6 +5,8 @@ package kexec
 import (
 	"errors"
 	"os"
+	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +27,42 @@ func (Native) FileLoad(kernelFd, initrdFd int, cmdline string) error {
 
 func (Native) SegmentLoad(kernel, initrd *os.File, cmdline string) error {
 	return segmentLoad(kernel, initrd, cmdline)
+}
+
+// kexecSegment is the kernel's struct kexec_segment.
+type kexecSegment struct {
+	buf, bufsz, mem, memsz uintptr
+}
+
+func (Native) KexecLoad(entry uint64, segs []Segment) error {
+	if len(segs) == 0 {
+		return unix.EINVAL
+	}
+	ks := make([]kexecSegment, len(segs))
+	for i, s := range segs {
+		ks[i] = kexecSegment{uintptr(unsafe.Pointer(unsafe.SliceData(s.Buf))), uintptr(len(s.Buf)), uintptr(s.Mem), uintptr(s.MemSize)}
+	}
+	// flags 0 is KEXEC_ARCH_DEFAULT: the running kernel's architecture.
+	_, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, uintptr(entry), uintptr(len(ks)), uintptr(unsafe.Pointer(&ks[0])), 0, 0, 0)
+	runtime.KeepAlive(segs)
+	runtime.KeepAlive(ks)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func (Native) Probe() (file, load error) {
+	// kernel_fd -1 fails with EBADF when the kernel reads it, after the
+	// permission checks; a loaded kernel is replaced only on success.
+	file = unix.KexecFileLoad(-1, -1, "", 0)
+	// 17 segments is over KEXEC_SEGMENT_MAX: EINVAL before anything is
+	// read or freed (0 segments would unload).
+	_, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, 0, 17, 0, 0, 0, 0)
+	if errno != 0 {
+		load = errno
+	}
+	return file, load
 }
 
 func (Native) Unload() error {
