@@ -28,6 +28,8 @@ var caseCost = map[string]float64{
 	"TestTriesControl":               250,
 	"TestChain/systemd":              170,
 	"TestFastReboot/openrc":          150,
+	"TestChainArm64/wrapper":         135,
+	"TestChainArm64/systemd":         105,
 	"TestChain/wrapper-sysvinit":     105,
 	"TestChain/openrc":               117,
 	"TestFastReboot/systemd":         115,
