@@ -25,7 +25,9 @@
 //     each image reports every boot on the console and runs the test's
 //     /etc/kxtest/boot-N.sh: see harness.Image, harness.NewDisk,
 //     harness.Inject, harness.BootScript and Guest.WaitBoot
-//     (chain_test.go, reboot_test.go);
+//     (chain_test.go, reboot_test.go); and the systemd image for arm64,
+//     its second stage run by qemu-user-static (which the build installs
+//     and registers itself), booted through UEFI (arm64_disk_test.go);
 //   - the tiny guest: the systemd image with a shell script as init behind
 //     the kxboot wrapper, booted without an initramfs, for the cases that
 //     need many boots (tiny_test.go, tries_test.go).

@@ -37,8 +37,8 @@ type Arch struct {
 	// where the harness boots this architecture only through qemu's own
 	// loader.
 	UEFI, UEFIPackage string
-	// Params go on the command line of every initramfs guest of this
-	// architecture (e2e's providerAppend): GuestParams on amd64; on arm64
+	// Params go on the command line of every guest of this architecture
+	// (e2e's providerAppend, DiskAppendOf): GuestParams on amd64; on arm64
 	// only cryptomgr.notests, as no_timer_check is an x86 parameter that
 	// an arm64 kernel would hand to /init as an argument.
 	Params string
