@@ -192,23 +192,36 @@ func arm64Trampoline(dtb, kernel uint64) []byte {
 
 func roundUp(n, align uint64) uint64 { return (n + align - 1) &^ (align - 1) }
 
+// Where an arm64 kexec_load takes the machine's RAM and device tree from.
+const iomemPath, fdtPath = "/proc/iomem", "/sys/firmware/fdt"
+
+// arm64Sources reads the free RAM (from /proc/iomem) and the running
+// device tree that an arm64 kexec_load is built from; load and doctor
+// (SegmentSources) both read them here.
+func (e *Engine) arm64Sources() ([]Range, []byte, error) {
+	b, err := e.FS.ReadFile(iomemPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s is not readable (%v); kxboot needs it to know where RAM is: mount /proc", iomemPath, err)
+	}
+	ram, err := ramFromIOMem(b, iomemPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := e.FS.ReadFile(fdtPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s is not readable (%v): the running kernel shows no device tree to pass on (is sysfs mounted?); a kernel with kexec_file_load (CONFIG_KEXEC_FILE) does not need it", fdtPath, err)
+	}
+	return ram, tree, nil
+}
+
 // loadArm64 builds the arm64 segments from the machine's /proc/iomem and
 // device tree and loads them with kexec_load. The kernel and initrd are
 // mapped, not read: the segments point at the page cache (or the memfd of
 // an unpacked Image), so the load costs no copy of them in kxboot's heap.
 func (e *Engine) loadArm64(kernel, initrd *os.File, r Request) error {
-	const iomem, fdtPath = "/proc/iomem", "/sys/firmware/fdt"
-	b, err := e.FS.ReadFile(iomem)
-	if err != nil {
-		return fmt.Errorf("cannot load %s with kexec_load: %s is not readable (%v); kxboot needs it to know where RAM is: mount /proc", r.Kernel, iomem, err)
-	}
-	ram, err := ramFromIOMem(b, iomem)
+	ram, tree, err := e.arm64Sources()
 	if err != nil {
 		return fmt.Errorf("cannot load %s with kexec_load: %w", r.Kernel, err)
-	}
-	tree, err := e.FS.ReadFile(fdtPath)
-	if err != nil {
-		return fmt.Errorf("cannot load %s with kexec_load: %s is not readable (%v): the running kernel shows no device tree to pass on (is sysfs mounted?); a kernel with kexec_file_load (CONFIG_KEXEC_FILE) does not need it", r.Kernel, fdtPath, err)
 	}
 	kmap, err := mapFile(kernel)
 	if err != nil {
@@ -256,22 +269,13 @@ func mapFile(f *os.File) ([]byte, error) {
 // both, without loading anything. It says what it found, or why a
 // kexec_load could not be built on this boot.
 func (e *Engine) SegmentSources() (string, error) {
-	const iomem, fdtPath = "/proc/iomem", "/sys/firmware/fdt"
-	b, err := e.FS.ReadFile(iomem)
-	if err != nil {
-		return "", fmt.Errorf("%s is not readable (%v); mount /proc", iomem, err)
-	}
-	ram, err := ramFromIOMem(b, iomem)
+	ram, blob, err := e.arm64Sources()
 	if err != nil {
 		return "", err
 	}
 	var total uint64
 	for _, r := range ram {
 		total += r.Size()
-	}
-	blob, err := e.FS.ReadFile(fdtPath)
-	if err != nil {
-		return "", fmt.Errorf("%s is not readable (%v): the running kernel shows no device tree to pass on (is sysfs mounted?)", fdtPath, err)
 	}
 	tree, err := fdt.Parse(blob)
 	if err != nil {
@@ -283,5 +287,5 @@ func (e *Engine) SegmentSources() (string, error) {
 			how = "a UEFI boot: the tree's EFI memory map properties are passed on, so the next kernel finds its memory"
 		}
 	}
-	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), device tree from %s (%d bytes, %s)", iomem, len(ram), total>>20, fdtPath, len(blob), how), nil
+	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), device tree from %s (%d bytes, %s)", iomemPath, len(ram), total>>20, fdtPath, len(blob), how), nil
 }
