@@ -114,16 +114,7 @@ func TestHopFileLoad(t *testing.T) {
 		gu.errorf("kxtest.provider=1 appears %d times in %q; want once", n, cmd)
 	}
 
-	if got := gu.value("2", "stage2file"); got != "from stage2.cpio" {
-		gu.errorf("/stage2/marker (first initrd): got %q; want %q", got, "from stage2.cpio")
-	}
-	if got := gu.value("2", "extrafile"); got != "from extra.cpio" {
-		gu.errorf("/extra/marker (second initrd): got %q; want %q", got, "from extra.cpio")
-	}
-
-	st := gu.ok("2", "status")
-	gu.field("kxboot status on B", st.Out, "via kxboot", "yes")
-	gu.field("kxboot status on B", st.Out, "kernel", b.Release)
+	gu.landedOn(b)
 	js := gu.ok("2", "json").Stdout()
 	var status struct {
 		Release   string `json:"release"`
@@ -149,9 +140,22 @@ func TestHopKexecLoad(t *testing.T) {
 			gu.errorf("kernel B's /proc/cmdline lacks %q: %q", want, cmd)
 		}
 	}
+	gu.landedOn(b)
+	t.Logf("hop %s -> %s through kexec_load", a.Release, b.Release)
+}
+
+// landedOn checks what stage 2 of a hop root (hopRootOf) reports on kernel
+// B: both initrds arrived (each holds one marker), and kxboot status there
+// says the boot came through kxboot, on B.
+func (gu *guest) landedOn(b harness.Kernel) {
+	gu.t.Helper()
+	if got := gu.value("2", "stage2file"); got != "from stage2.cpio" {
+		gu.errorf("/stage2/marker (first initrd): got %q; want %q", got, "from stage2.cpio")
+	}
 	if got := gu.value("2", "extrafile"); got != "from extra.cpio" {
 		gu.errorf("/extra/marker (second initrd): got %q; want %q", got, "from extra.cpio")
 	}
-	gu.field("kxboot status on B", gu.ok("2", "status").Out, "via kxboot", "yes")
-	t.Logf("hop %s -> %s through kexec_load", a.Release, b.Release)
+	st := gu.ok("2", "status")
+	gu.field("kxboot status on B", st.Out, "via kxboot", "yes")
+	gu.field("kxboot status on B", st.Out, "kernel", b.Release)
 }
