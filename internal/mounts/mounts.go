@@ -143,7 +143,8 @@ var virtual = map[string]bool{
 }
 
 // RemountReadOnly syncs and remounts every writable disk file system
-// read-only, last mounted first, the way a clean shutdown leaves them. What
+// read-only, last mounted first, the way a clean shutdown leaves them, and
+// keeps their other flags: a nosuid or noexec mount stays so. What
 // cannot be remounted (a file still open for writing) is named in the
 // error; the rest is still done.
 func RemountReadOnly(fsys rootfs.FS, sys Sys) error {
@@ -153,17 +154,17 @@ func RemountReadOnly(fsys rootfs.FS, sys Sys) error {
 		return fmt.Errorf("cannot list the mounts to remount them read-only: %w", err)
 	}
 	// Last mounted first, as umount -a goes: a mount sits on those before it.
-	var points []string
+	var disks []Mount
 	for i := len(ms) - 1; i >= 0; i-- {
 		if m := ms[i]; !m.ReadOnly() && !virtual[m.Type] && !strings.HasPrefix(m.Type, "fuse.") {
-			points = append(points, m.Point)
+			disks = append(disks, m)
 		}
 	}
 	var failed []string
 	var errs []error
-	for _, p := range points {
-		if err := sys.Mount("", fsys.Path(p), "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			failed = append(failed, p)
+	for _, m := range disks {
+		if err := sys.Mount("", fsys.Path(m.Point), "", unix.MS_REMOUNT|unix.MS_RDONLY|RemountFlags(m), ""); err != nil {
+			failed = append(failed, m.Point)
 			errs = append(errs, err)
 		}
 	}
@@ -172,4 +173,21 @@ func RemountReadOnly(fsys rootfs.FS, sys Sys) error {
 		return fmt.Errorf("could not remount %s read-only (%w)", strings.Join(failed, ", "), errors.Join(errs...))
 	}
 	return nil
+}
+
+// RemountFlags are the generic flags of m (nosuid, nodev, noexec and the
+// atime ones) as mount(2) takes them: a remount clears every such flag it
+// is not given, so each remount passes them again to keep them.
+func RemountFlags(m Mount) uintptr {
+	var f uintptr
+	for _, o := range m.Options {
+		f |= keptFlags[o]
+	}
+	return f
+}
+
+// keptFlags are the mount options a remount keeps, with their flags.
+var keptFlags = map[string]uintptr{
+	"nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV, "noexec": unix.MS_NOEXEC,
+	"noatime": unix.MS_NOATIME, "nodiratime": unix.MS_NODIRATIME, "relatime": unix.MS_RELATIME,
 }

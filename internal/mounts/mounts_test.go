@@ -17,6 +17,7 @@ type fakeSys struct {
 	fsys  rootfs.FS
 	calls []string
 	fail  map[string]error
+	flags map[string]uintptr // the flags of the last mount call on each point
 }
 
 func (f *fakeSys) Mount(source, target, fstype string, flags uintptr, data string) error {
@@ -26,6 +27,10 @@ func (f *fakeSys) Mount(source, target, fstype string, flags uintptr, data strin
 		call = "remount-ro " + p
 	}
 	f.calls = append(f.calls, call)
+	if f.flags == nil {
+		f.flags = map[string]uintptr{}
+	}
+	f.flags[p] = flags
 	return f.fail[p]
 }
 
@@ -36,8 +41,9 @@ func (f *fakeSys) Unmount(target string, flags int) error {
 
 func (f *fakeSys) Sync() { f.calls = append(f.calls, "sync") }
 
-// A Debian 12 machine in early userspace: the root and /boot writable, /home
-// too, the API file systems and a tmpfs that need nothing.
+// A Debian 12 machine in early userspace: the root and /boot writable, a
+// data disk and a scratch disk (nosuid, nodev, noexec) too, the API file
+// systems and a tmpfs that need nothing.
 const mountsFile = `/dev/vda1 / ext4 rw,relatime 0 0
 proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
 sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
@@ -46,6 +52,7 @@ tmpfs /run tmpfs rw,nosuid,nodev,size=100000k,mode=755 0 0
 /dev/vda2 /boot ext4 rw,relatime 0 0
 /dev/vdb1 /srv/my\040data xfs rw,relatime 0 0
 /dev/vdc /mnt/ro ext4 ro,relatime 0 0
+/dev/vdd /var/tmp ext4 rw,nosuid,nodev,noexec,noatime 0 0
 `
 
 func TestRemountReadOnly(t *testing.T) {
@@ -54,9 +61,20 @@ func TestRemountReadOnly(t *testing.T) {
 	if err := RemountReadOnly(fsys, f); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"sync", "remount-ro /srv/my data", "remount-ro /boot", "remount-ro /", "sync"}
+	want := []string{"sync", "remount-ro /var/tmp", "remount-ro /srv/my data", "remount-ro /boot", "remount-ro /", "sync"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls = %q; want %q", f.calls, want)
+	}
+	// A remount clears the flags it is not given: each keeps its own.
+	for p, want := range map[string]uintptr{
+		"/var/tmp": unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME,
+		"/boot":    unix.MS_RELATIME,
+		"/":        unix.MS_RELATIME,
+	} {
+		want |= unix.MS_REMOUNT | unix.MS_RDONLY
+		if got := f.flags[p]; got != want {
+			t.Errorf("remount of %s: flags %#x; want %#x", p, got, want)
+		}
 	}
 	f = &fakeSys{fsys: fsys, fail: map[string]error{"/": unix.EBUSY}}
 	err := RemountReadOnly(fsys, f)
@@ -97,10 +115,28 @@ func TestEarly(t *testing.T) {
 func TestList(t *testing.T) {
 	fsys := rootfstest.Tree(t, map[string]string{"/proc/self/mounts": mountsFile}, nil)
 	ms, err := List(fsys)
-	if err != nil || len(ms) != 8 {
+	if err != nil || len(ms) != 9 {
 		t.Fatalf("List: %d mounts, %v", len(ms), err)
 	}
 	if ms[6].Point != "/srv/my data" || ms[6].Type != "xfs" || ms[6].ReadOnly() || !ms[7].ReadOnly() {
 		t.Errorf("List = %+v", ms)
+	}
+}
+
+func TestRemountFlags(t *testing.T) {
+	for _, tt := range []struct {
+		options string
+		want    uintptr
+	}{
+		{"rw,relatime", unix.MS_RELATIME},
+		{"ro,nosuid,nodev,noexec,noatime,nodiratime", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME},
+		// What mount(2) does not take as a flag, and rw or ro, which the
+		// caller decides, are left out.
+		{"rw,errors=remount-ro,size=100k", 0},
+	} {
+		m := Mount{Options: strings.Split(tt.options, ",")}
+		if got := RemountFlags(m); got != tt.want {
+			t.Errorf("RemountFlags(%s) = %#x; want %#x", tt.options, got, tt.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -117,7 +118,7 @@ func (s Store) writable(write func() error) error {
 	if !ok {
 		return err
 	}
-	flags := remountFlags(m)
+	flags := mounts.RemountFlags(m)
 	point := s.FS.Path(m.Point)
 	if rerr := s.Mounts.Mount("", point, "", unix.MS_REMOUNT|flags, ""); rerr != nil {
 		return fmt.Errorf("%s is read-only and could not be made writable for a moment: %w", m.Point, rerr)
@@ -147,29 +148,6 @@ func holding(fsys rootfs.FS, p string) (mounts.Mount, bool) {
 	return best, found
 }
 
-// remountFlags keeps the mount's generic flags across a remount, which
-// would otherwise clear them.
-func remountFlags(m mounts.Mount) uintptr {
-	var f uintptr
-	for _, o := range m.Options {
-		switch o {
-		case "nosuid":
-			f |= unix.MS_NOSUID
-		case "nodev":
-			f |= unix.MS_NODEV
-		case "noexec":
-			f |= unix.MS_NOEXEC
-		case "noatime":
-			f |= unix.MS_NOATIME
-		case "nodiratime":
-			f |= unix.MS_NODIRATIME
-		case "relatime":
-			f |= unix.MS_RELATIME
-		}
-	}
-	return f
-}
-
 // Identity names a hop's kernel, initrds and command line: a replaced or
 // rewritten file (new inode, size or time) or another command line gives
 // another identity, and a fresh count of tries. Files that cannot be
@@ -185,4 +163,31 @@ func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) s
 	}
 	fmt.Fprintf(h, "%s", cmdline)
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Forget is kxboot reset: it forgets the count of tries (a damaged record
+// is replaced by an empty one), so that the next boot hops again, and
+// appends a "reset" line to the history. boot and running are this boot's
+// id and the running kernel's release, for the history. It returns what
+// it did in one sentence.
+func (s Store) Forget(now time.Time, boot, running string) (string, error) {
+	var before Record
+	var damaged error
+	if _, err := s.Update(func(r Record, rerr error) (Record, error) {
+		before, damaged = r, rerr
+		if rerr != nil {
+			return Record{}, nil
+		}
+		return Reset(r), nil
+	}); err != nil {
+		return "", fmt.Errorf("cannot write %s: %w", RecordPath, err)
+	}
+	what := fmt.Sprintf("%d unconfirmed tries forgotten", before.Tries)
+	if damaged != nil {
+		what = "replaced a damaged record: " + damaged.Error()
+	}
+	// The record is what the next boot goes by: a history that cannot be
+	// written leaves the reset done.
+	s.Append(Entry{Time: now, Boot: boot, Running: running, Kernel: before.Kernel, Event: "reset", Reason: what})
+	return what, nil
 }

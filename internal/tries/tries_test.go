@@ -231,3 +231,41 @@ func TestIdentity(t *testing.T) {
 		t.Error("a replaced kernel kept the identity")
 	}
 }
+
+func TestForget(t *testing.T) {
+	s, root := newStore(t)
+	r, _ := Fail(Hop(Record{}, "/boot/k", "A", t0, "b"), t0, "marked bad")
+	s.Write(Hop(r, "/boot/k", "A", t0, "b"))
+	what, err := s.Forget(t0.Add(time.Hour), "boot-2", "6.1.0-47-cloud-amd64")
+	if err != nil || what != "2 unconfirmed tries forgotten" {
+		t.Fatalf("Forget = %q, %v", what, err)
+	}
+	if r, err := s.Read(); err != nil || r.Tries != 0 || r.Pending || r.Failure == nil || r.Kernel != "/boot/k" {
+		t.Errorf("record after the reset: %+v, %v (the last failure is kept)", r, err)
+	}
+	es, _ := s.ReadHistory()
+	want := Entry{Time: t0.Add(time.Hour), Boot: "boot-2", Running: "6.1.0-47-cloud-amd64", Kernel: "/boot/k", Event: "reset", Reason: what}
+	if len(es) != 1 || es[0] != want {
+		t.Errorf("history: %+v; want %+v", es, want)
+	}
+
+	// A damaged record is replaced by an empty one, and the history says
+	// what was wrong with it.
+	os.WriteFile(filepath.Join(root, RecordPath), []byte("garbage"), 0o644)
+	what, err = s.Forget(t0, "boot-3", "")
+	if err != nil || !strings.HasPrefix(what, "replaced a damaged record: ") || !strings.Contains(what, ErrDamaged.Error()) {
+		t.Fatalf("Forget of a damaged record = %q, %v", what, err)
+	}
+	if r, err := s.Read(); err != nil || r != (Record{Version: version}) {
+		t.Errorf("record after replacing a damaged one: %+v, %v", r, err)
+	}
+	if es, _ := s.ReadHistory(); len(es) != 2 || es[1].Event != "reset" || es[1].Reason != what || es[1].Kernel != "" {
+		t.Errorf("history: %+v", es)
+	}
+
+	// A record that cannot be written is an error that names it.
+	s.Fail = unix.EIO
+	if _, err := s.Forget(t0, "boot-4", ""); err == nil || !strings.Contains(err.Error(), "cannot write "+RecordPath) || !errors.Is(err, unix.EIO) {
+		t.Errorf("Forget on a machine that cannot write: %v", err)
+	}
+}
