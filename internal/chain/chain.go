@@ -24,7 +24,11 @@ type Input struct {
 	Running   cmdline.Cmdline // this boot's command line
 	Config    *config.Config  // nil when it could not be read
 	ConfigErr error
+	// Plan is what the hop loads; Base is the plan as plan.Make made it,
+	// before the hop's own additions (panic=, the test pause taken out),
+	// which is what a fast reboot without the chain boot loads.
 	Plan      plan.Plan
+	Base      plan.Plan
 	PlanErr   error
 	KernelErr error // the planned kernel's image check
 	// The tries: the record as read (or why it cannot be believed), and
@@ -135,6 +139,7 @@ func Gather(fsys rootfs.FS) Input {
 	if in.PlanErr != nil {
 		return in
 	}
+	in.Base = in.Plan
 	// The test pause is for the provider's boot that hops, not the next.
 	in.Plan.Cmdline = withPanic(cmdline.Parse(in.Plan.Cmdline).Remove(TestPauseParam).String(), in.Config.Panic, in.Plan.Marker)
 	_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
@@ -351,13 +356,12 @@ func finish(env Env, d Decision, in Input) Decision {
 	return d
 }
 
-// Explain is the one-line answer of `kxboot chain --dry-run`.
-func Explain(fsys rootfs.FS) string {
-	in := Gather(fsys)
-	d := Decide(in)
+// Explain is the one-line answer of `kxboot chain --dry-run`, from the
+// input gathered and the decision taken on it.
+func Explain(in Input, d Decision) string {
 	s := "would " + d.String()
-	if secs := in.Config.AbortSeconds; d.Hop && secs > 0 {
-		s += fmt.Sprintf(", after a %d s abort window", secs)
+	if d.Hop && in.Config != nil && in.Config.AbortSeconds > 0 {
+		s += fmt.Sprintf(", after a %d s abort window", in.Config.AbortSeconds)
 	}
 	return s
 }

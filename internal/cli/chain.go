@@ -22,7 +22,8 @@ Before the jump the writable file systems are remounted read-only.
 		return err
 	}
 	if *dry {
-		fmt.Fprintln(env.Stdout, "kxboot chain: "+chain.Explain(env.FS))
+		st := state(env)
+		fmt.Fprintln(env.Stdout, "kxboot chain: "+chain.Explain(st.In, st.NextBoot))
 		return nil
 	}
 	// An early service may run before /proc, /sys or /dev are mounted

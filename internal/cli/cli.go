@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kxboot/kxboot/internal/initwrap"
-	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -34,7 +34,7 @@ type Env struct {
 	Stderr io.Writer
 	Euid   func() int
 	Mounts mounts.Sys
-	Runner install.Runner // the distribution's tools; nil runs them for real
+	Runner journal.Runner // the distribution's tools; nil runs them for real
 }
 
 // Main runs kxboot on the real machine. As PID 1 it is the init wrapper and

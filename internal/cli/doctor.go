@@ -12,7 +12,8 @@ func runDoctor(env *Env, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	checks := doctor.Run(doctor.Input{FS: env.FS, Euid: env.Euid(), Arch: env.Engine.MachineArch(), Engine: env.Engine})
+	st := state(env)
+	checks := doctor.Run(doctor.Input{FS: env.FS, Euid: env.Euid(), Arch: env.Engine.MachineArch(), Engine: env.Engine, Boot: &st.In})
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kxboot/kxboot/internal/initsys"
 	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/journal"
 )
 
 func runInstall(env *Env, args []string) error {
@@ -45,7 +47,7 @@ droplet-kernel or kexec recipe file found), records every change in
 			o.Given = true
 		}
 	})
-	o.Mode = install.Mode(*mode)
+	o.Mode = initsys.Name(*mode)
 	o.Binary = *bin
 	var err error
 	if o.Binary, err = binary(env, o.Binary); err != nil {
@@ -93,8 +95,8 @@ and the reason is in the kernel log and in kxboot history. Recorded in
 }
 
 func runUninstall(env *Env, args []string) error {
-	jobs := []string{install.JobReboot, install.JobChain}
-	if len(args) > 0 && (args[0] == install.JobChain || args[0] == install.JobReboot) {
+	jobs := []string{journal.JobReboot, journal.JobChain}
+	if len(args) > 0 && (args[0] == journal.JobChain || args[0] == journal.JobReboot) {
 		jobs, args = []string{args[0]}, args[1:]
 	}
 	fs := newFlags(env, "uninstall", "[chain|reboot]", "Undo what kxboot install did, exactly, last change first: both jobs, or the one named. Safe to run again.")
@@ -105,9 +107,5 @@ func runUninstall(env *Env, args []string) error {
 }
 
 func installer(env *Env) install.Machine {
-	run := env.Runner
-	if run == nil {
-		run = install.Exec{FS: env.FS}
-	}
-	return install.Machine{FS: env.FS, Run: run, Report: func(f string, a ...any) { fmt.Fprintf(env.Stdout, f+"\n", a...) }}
+	return install.Machine{FS: env.FS, Run: runner(env), Report: func(f string, a ...any) { fmt.Fprintf(env.Stdout, f+"\n", a...) }}
 }

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
+	"github.com/kxboot/kxboot/internal/bootstate"
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/fastreboot"
-	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/initsys"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/tries"
 )
@@ -31,8 +31,7 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	switch {
-	case *prepare || *jump:
+	if *prepare || *jump {
 		l := klog.Open(env.FS, env.Stdout)
 		defer l.Close()
 		e := rebootEnv(env, l.Logf)
@@ -42,81 +41,66 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 			fastreboot.Jump(e)
 		}
 		return nil // a reboot is never stopped by kxboot
+	}
+	next := state(env).NextReboot
+	switch {
 	case *armed:
-		fmt.Fprintln(env.Stdout, "kxboot: reboot: the fast reboot is armed: "+nextReboot(env))
+		fmt.Fprintln(env.Stdout, "kxboot: reboot: the fast reboot is armed: "+next.String())
 		return nil
 	case *dry && *firmware:
-		fmt.Fprintln(env.Stdout, "kxboot reboot: would reboot once through the firmware; after it, "+nextReboot(env))
+		fmt.Fprintln(env.Stdout, "kxboot reboot: would reboot once through the firmware; after it, "+next.String())
 		return nil
 	case *dry:
-		fmt.Fprintln(env.Stdout, "kxboot reboot: "+nextReboot(env))
-		if c := fastreboot.Decide(env.FS); c.Load {
-			fmt.Fprint(env.Stdout, c.Plan.Describe())
+		fmt.Fprintln(env.Stdout, "kxboot reboot: "+next.String())
+		if next.Choice.Load {
+			fmt.Fprint(env.Stdout, next.Choice.Plan.Describe())
 		}
 		return nil
 	}
-	mode := install.RunningInit(env.FS)
 	if *firmware {
 		if err := fastreboot.RequestFirmware(env.FS, "kxboot reboot --firmware"); err != nil {
 			return fmt.Errorf("cannot write %s: %w", fastreboot.FirmwareFlag, err)
 		}
 		env.Engine.Unload()
 		fmt.Fprintln(env.Stdout, "kxboot: rebooting through the firmware, once")
-		return initReboot(env, mode)
+		return initReboot(env)
 	}
 	fastreboot.ClearFirmware(env.FS)
-	if !fastreboot.Installed(env.FS) {
+	if !next.Installed {
 		return fmt.Errorf("the fast reboot is not installed, so a reboot would go through the firmware; run kxboot install reboot first (or kxboot reboot --firmware for a firmware reboot)")
 	}
-	c := fastreboot.Decide(env.FS)
-	if c.Load {
+	if c := next.Choice; c.Load {
 		fmt.Fprintf(env.Stdout, "kxboot: rebooting through kexec into %s\n", c.Reason)
 	} else {
 		fmt.Fprintf(env.Stdout, "kxboot: rebooting through the firmware: %s\n", c.Reason)
 	}
-	return initReboot(env, mode)
+	return initReboot(env)
 }
 
-// nextReboot says in one sentence what the next reboot boots.
-func nextReboot(env *Env) string {
-	if !fastreboot.Installed(env.FS) {
-		return "the fast reboot is not installed (kxboot install reboot): the next reboot goes through the firmware"
-	}
-	if ok, why := fastreboot.FirmwareRequested(env.FS); ok {
-		return "the next reboot goes through the firmware, once (" + why + ")"
-	}
-	c := fastreboot.Decide(env.FS)
-	if !c.Load {
-		return "the next reboot goes through the firmware: " + c.Reason
-	}
-	return "the next reboot goes through kexec into " + c.Reason
+// initReboot asks the init system that runs the machine for a clean reboot.
+func initReboot(env *Env) error {
+	cmd := initsys.Running(env.FS).RebootCommand()
+	return runner(env).Run(cmd[0], cmd[1:]...)
 }
 
-// initReboot asks the init system for a clean reboot.
-func initReboot(env *Env, mode install.Mode) error {
-	name, args := "reboot", []string(nil)
-	if mode == install.Systemd {
-		name, args = "systemctl", []string{"reboot"}
+// runner runs the distribution's tools: the test's, else the machine's.
+func runner(env *Env) journal.Runner {
+	if env.Runner != nil {
+		return env.Runner
 	}
-	run := env.Runner
-	if run == nil {
-		run = install.Exec{FS: env.FS}
-	}
-	return run.Run(name, args...)
+	return journal.Exec{FS: env.FS}
 }
 
 // rebootEnv wires the fast reboot to the machine.
 func rebootEnv(env *Env, logf func(string, ...any)) fastreboot.Env {
-	e := fastreboot.Env{
+	init := initsys.Running(env.FS)
+	return fastreboot.Env{
 		FS: env.FS, Engine: env.Engine, Logf: logf,
 		Store: &tries.Store{FS: env.FS, Mounts: env.Mounts}, Now: time.Now,
 		BootID: chain.BootID(env.FS), Release: chain.Release(env.FS),
+		Rebooting: func() (bool, error) { return init.Rebooting(env.FS) },
 	}
-	if install.RunningInit(env.FS) == install.Systemd {
-		e.Jobs = func() (string, error) {
-			out, err := exec.Command("systemctl", "list-jobs", "--no-legend", "--no-pager").Output()
-			return strings.TrimSpace(string(out)), err
-		}
-	}
-	return e
 }
+
+// state reads the machine's boot state, once per command.
+func state(env *Env) bootstate.State { return bootstate.Read(env.FS, env.Engine) }

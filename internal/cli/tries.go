@@ -1,115 +1,29 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
-	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/health"
 	"github.com/kxboot/kxboot/internal/klog"
-	"github.com/kxboot/kxboot/internal/mounts"
+	"github.com/kxboot/kxboot/internal/status"
 	"github.com/kxboot/kxboot/internal/tries"
 )
-
-// searchPath is the PATH of the commands kxboot starts: PID 1's
-// environment has none.
-const searchPath = chain.SearchPath
-
-// healthEnv wires the health checks to the machine.
-func healthEnv(env *Env, logf func(string, ...any)) (health.Env, error) {
-	cfg, err := config.Load(env.FS)
-	if err != nil {
-		return health.Env{}, err
-	}
-	return health.Env{
-		FS: env.FS, Store: &tries.Store{FS: env.FS, Mounts: env.Mounts}, Config: cfg, Logf: logf,
-		Now: time.Now, Sleep: time.Sleep,
-		Check:           runCheck,
-		Reboot:          func(reason string) error { return firmwareReboot(env, logf, reason) },
-		ReleaseWatchdog: func() string { return releaseWatchdog(env) },
-		Uptime:          bootTime,
-		BootID:          chain.BootID(env.FS),
-		Release:         chain.Release(env.FS),
-	}, nil
-}
 
 // withHealth runs fn with the health checks wired to the machine and a
 // logger to the kernel log and stderr.
 func withHealth(env *Env, fn func(health.Env, *klog.Logger) error) error {
 	l := klog.Open(env.FS, env.Stderr)
 	defer l.Close()
-	h, err := healthEnv(env, l.Logf)
+	h, err := health.ForMachine(env.FS, env.Engine, env.Mounts, l.Logf)
 	if err != nil {
 		return err
 	}
 	return fn(h, l)
-}
-
-// bootTime is the time since this kernel started, from CLOCK_BOOTTIME,
-// which needs no /proc.
-func bootTime() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0, err
-	}
-	return time.Duration(ts.Nano()), nil
-}
-
-// runCheck runs HEALTH_CMD with /bin/sh and a time limit.
-func runCheck(cmd string, limit time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
-	c.Env = append(os.Environ(), "PATH="+searchPath)
-	out, err := c.CombinedOutput()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("no answer within %v", limit)
-	}
-	return string(out), err
-}
-
-// firmwareReboot reboots so that the provider's kernel comes back: nothing
-// stays loaded for kexec, the flag in /run tells kxboot's own reboot hook
-// to stand aside, and the init system does a clean reboot. If the machine
-// is still up two minutes later, it syncs, remounts read-only and resets.
-func firmwareReboot(env *Env, logf func(string, ...any), reason string) error {
-	env.Engine.Unload()
-	fastreboot.RequestFirmware(env.FS, reason)
-	logf("kxboot: rebooting through the firmware, so the provider's kernel comes back: %s", reason)
-	c := exec.Command("reboot")
-	c.Env = append(os.Environ(), "PATH="+searchPath)
-	c.Path, _ = exec.LookPath("reboot")
-	if c.Path == "" {
-		for _, p := range strings.Split(searchPath, ":") {
-			if _, err := os.Stat(p + "/reboot"); err == nil {
-				c.Path = p + "/reboot"
-				break
-			}
-		}
-	}
-	err := errors.New("no reboot command found")
-	if c.Path != "" {
-		if err = c.Run(); err == nil {
-			time.Sleep(2 * time.Minute)
-			err = errors.New("the init system did not reboot within two minutes")
-		}
-	}
-	logf("kxboot: %v; forcing a reset", err)
-	if env.Mounts != nil {
-		mounts.RemountReadOnly(env.FS, env.Mounts)
-	}
-	return env.Engine.Reboot()
 }
 
 func runMarkGood(env *Env, args []string) error {
@@ -171,22 +85,10 @@ hops into the configured kernel again. The history keeps what happened.`)
 		return err
 	}
 	s := tries.Store{FS: env.FS, Mounts: env.Mounts}
-	var before tries.Record
-	var damaged error
-	if _, err := s.Update(func(r tries.Record, rerr error) (tries.Record, error) {
-		before, damaged = r, rerr
-		if rerr != nil {
-			return tries.Record{}, nil
-		}
-		return tries.Reset(r), nil
-	}); err != nil {
-		return fmt.Errorf("cannot write %s: %w", tries.RecordPath, err)
+	reason, err := s.Forget(time.Now(), chain.BootID(env.FS), chain.Release(env.FS))
+	if err != nil {
+		return err
 	}
-	reason := fmt.Sprintf("%d unconfirmed tries forgotten", before.Tries)
-	if damaged != nil {
-		reason = "replaced a damaged record: " + damaged.Error()
-	}
-	s.Append(tries.Entry{Time: time.Now(), Boot: chain.BootID(env.FS), Running: chain.Release(env.FS), Kernel: before.Kernel, Event: "reset", Reason: reason})
 	fmt.Fprintf(env.Stdout, "kxboot: %s; the next boot hops again (see kxboot chain --dry-run)\n", reason)
 	return nil
 }
@@ -215,33 +117,6 @@ func runHistory(env *Env, args []string) error {
 	if len(es) == 0 {
 		fmt.Fprintf(env.Stdout, "no history yet (%s)\n", tries.HistoryPath)
 	}
-	writeHistory(env.Stdout, es, "")
+	status.WriteHistory(env.Stdout, es, "")
 	return nil
-}
-
-// writeHistory prints entries one line each.
-func writeHistory(w io.Writer, es []tries.Entry, pad string) {
-	for _, e := range es {
-		try := ""
-		if e.Try > 0 && e.Max > 0 {
-			try = fmt.Sprintf(" try %d/%d", e.Try, e.Max)
-		} else if e.Try > 0 {
-			try = fmt.Sprintf(" try %d", e.Try)
-		}
-		line := fmt.Sprintf("%s%s  on %s  %s%s", pad, e.Time.Local().Format("2006-01-02 15:04:05"), orDash(e.Running), e.Event, try)
-		if e.Kernel != "" {
-			line += "  " + e.Kernel
-		}
-		if e.Reason != "" {
-			line += ": " + e.Reason
-		}
-		fmt.Fprintln(w, line)
-	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/kxboot/kxboot/internal/blockdev"
+	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/kexec"
@@ -48,6 +49,9 @@ type Input struct {
 	// Engine, when set, is asked which load syscalls the running kernel
 	// has and, on arm64, whether a kexec_load can be built here.
 	Engine *kexec.Engine
+	// Boot is the config and plan as the command's boot state read them
+	// (bootstate); nil reads them here.
+	Boot *chain.Input
 }
 
 // Run runs every check in order.
@@ -71,9 +75,14 @@ func Run(in Input) []Check {
 	add(checkSecureBoot(in))
 	add(checkWatchdog(in))
 
-	cfg, err := config.Load(in.FS)
-	if err != nil {
-		add(Check{"config", Fail, err.Error(), "fix the file as the message says; kxboot will not load anything until then"})
+	boot := in.Boot
+	if boot == nil {
+		g := chain.Gather(in.FS)
+		boot = &g
+	}
+	cfg := boot.Config
+	if boot.ConfigErr != nil {
+		add(Check{"config", Fail, boot.ConfigErr.Error(), "fix the file as the message says; kxboot will not load anything until then"})
 		return out
 	}
 	if cfg.Path == "" {
@@ -86,11 +95,11 @@ func Run(in Input) []Check {
 			add(Check{"config", OK, msg, ""})
 		}
 	}
-	p, err := plan.Make(in.FS, cfg, plan.Flags{})
-	if err != nil {
-		add(Check{"plan", Fail, err.Error(), ""})
+	if boot.PlanErr != nil {
+		add(Check{"plan", Fail, boot.PlanErr.Error(), ""})
 		return out
 	}
+	p := boot.Base
 	size, c := checkKernel(in, p)
 	add(c)
 	isize, c := checkInitrds(in, p)

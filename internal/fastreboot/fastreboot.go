@@ -11,14 +11,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/kxboot/kxboot/internal/atomicfile"
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/cmdline"
-	"github.com/kxboot/kxboot/internal/config"
-	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -29,6 +27,10 @@ import (
 // reboot --firmware and a failed try write it. /run lasts one boot, so the
 // reboot after goes through kexec again.
 const FirmwareFlag = "/run/kxboot/firmware-reboot"
+
+// TryPrefix begins the history's reason of a hop made by a fast reboot
+// (with the chain boot installed, a fast reboot is a try too).
+const TryPrefix = "fast reboot: "
 
 // Choice is what a fast reboot would boot.
 type Choice struct {
@@ -43,14 +45,13 @@ type Choice struct {
 	Max int
 }
 
-// Decide is what the next reboot loads. With the chain boot installed and
-// enabled, the owner's kernel with the marker, counted as a try (after a
-// fallback: nothing, so the firmware brings the provider's kernel back);
-// otherwise the configured kernel or the newest installed one, with the
-// running command line.
-func Decide(fsys rootfs.FS) Choice {
-	if rec, _ := install.ReadRecord(fsys); rec != nil {
-		in := chain.Gather(fsys)
+// Decide is what the next reboot loads, from the machine as chain.Gather
+// read it. With the chain boot installed and enabled, the owner's kernel
+// with the marker, counted as a try (after a fallback: nothing, so the
+// firmware brings the provider's kernel back); otherwise the configured
+// kernel or the newest installed one, with the running command line.
+func Decide(in chain.Input, chainInstalled bool) Choice {
+	if chainInstalled {
 		// This is a reboot, not a boot: the running kernel's marker is
 		// not a loop.
 		own := ""
@@ -64,19 +65,50 @@ func Decide(fsys rootfs.FS) Choice {
 		}
 		return Choice{Load: true, Plan: in.Plan, Reason: d.Reason, Try: true, ID: in.ID, Rec: in.Record, Max: d.Max}
 	}
-	cfg, err := config.Load(fsys)
-	if err != nil {
-		return Choice{Reason: fmt.Sprintf("the config cannot be used: %v", err)}
+	if in.ConfigErr != nil {
+		return Choice{Reason: fmt.Sprintf("the config cannot be used: %v", in.ConfigErr)}
 	}
-	p, err := plan.Make(fsys, cfg, plan.Flags{})
-	if err != nil {
-		return Choice{Reason: err.Error()}
+	if in.PlanErr != nil {
+		return Choice{Reason: in.PlanErr.Error()}
 	}
+	p := in.Base
 	rel := ""
 	if p.Release != "" {
 		rel = " (" + p.Release + ")"
 	}
 	return Choice{Load: true, Plan: p, Reason: fmt.Sprintf("%s%s, %s", p.Kernel, rel, p.KernelFrom)}
+}
+
+// Next is what the next reboot does: whether the fast reboot is installed,
+// whether this boot asked for one reboot through the firmware, and what a
+// fast reboot would load.
+type Next struct {
+	Installed bool
+	Firmware  string // why one reboot goes through the firmware; "" when none was asked for
+	Choice    Choice
+}
+
+// Plan reads what the next reboot does, from the input chain.Gather read.
+func Plan(fsys rootfs.FS, in chain.Input) Next {
+	n := Next{Installed: journal.Installed(fsys, journal.JobReboot)}
+	if ok, why := FirmwareRequested(fsys); ok {
+		n.Firmware = why
+	}
+	n.Choice = Decide(in, journal.Installed(fsys, journal.JobChain))
+	return n
+}
+
+// String says in one sentence what the next reboot boots.
+func (n Next) String() string {
+	switch {
+	case !n.Installed:
+		return "the fast reboot is not installed (kxboot install reboot): the next reboot goes through the firmware"
+	case n.Firmware != "":
+		return "the next reboot goes through the firmware, once (" + n.Firmware + ")"
+	case !n.Choice.Load:
+		return "the next reboot goes through the firmware: " + n.Choice.Reason
+	}
+	return "the next reboot goes through kexec into " + n.Choice.Reason
 }
 
 // Env is the machine a fast reboot acts on.
@@ -86,17 +118,11 @@ type Env struct {
 	Logf   func(format string, args ...any)
 	Store  *tries.Store
 	Now    func() time.Time
-	// Jobs lists the init system's pending jobs (systemctl list-jobs),
-	// to tell a reboot from a poweroff; nil where the caller knows.
-	Jobs            func() (string, error)
+	// Rebooting says whether the shutdown is a reboot, not a poweroff
+	// or halt (systemd's pending jobs); nil where the glue runs only
+	// on a reboot.
+	Rebooting       func() (bool, error)
 	BootID, Release string
-}
-
-// Installed says whether kxboot install reboot is in place: without it
-// the shutdown glue (a stale unit, say) loads nothing.
-func Installed(fsys rootfs.FS) bool {
-	r, err := install.ReadJob(fsys, install.JobReboot)
-	return err == nil && r != nil
 }
 
 // FirmwareRequested says whether this boot asked for one reboot through
@@ -127,8 +153,9 @@ func ClearFirmware(fsys rootfs.FS) { os.Remove(fsys.Path(FirmwareFlag)) }
 // or makes sure nothing is loaded, and says why. It is run at every
 // shutdown by the init glue and never fails the shutdown.
 func Prepare(e Env) {
-	if !Installed(e.FS) {
-		e.Logf("kxboot: reboot: the fast reboot is not installed (no %s): nothing loaded", install.RebootManifest)
+	next := Plan(e.FS, chain.Gather(e.FS))
+	if !next.Installed {
+		e.Logf("kxboot: reboot: the fast reboot is not installed (no %s): nothing loaded", journal.Path(journal.JobReboot))
 		return
 	}
 	firmware := func(reason string) {
@@ -136,18 +163,18 @@ func Prepare(e Env) {
 		e.Logf("kxboot: reboot: through the firmware: %s", reason)
 		e.history(tries.Entry{Event: "firmware-reboot", Reason: reason})
 	}
-	if ok, why := FirmwareRequested(e.FS); ok {
-		firmware("one reboot through the firmware was asked for (" + why + ")")
+	if next.Firmware != "" {
+		firmware("one reboot through the firmware was asked for (" + next.Firmware + ")")
 		return
 	}
-	if e.Jobs != nil {
-		if jobs, err := e.Jobs(); err == nil && !strings.Contains(jobs, "reboot.target") && !strings.Contains(jobs, "kexec.target") {
+	if e.Rebooting != nil {
+		if yes, err := e.Rebooting(); err == nil && !yes {
 			e.Logf("kxboot: reboot: not a reboot (poweroff or halt): nothing loaded")
 			e.Engine.Unload()
 			return
 		}
 	}
-	c := Decide(e.FS)
+	c := next.Choice
 	if !c.Load {
 		firmware(c.Reason)
 		return
@@ -165,7 +192,7 @@ func Prepare(e Env) {
 			firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
 			return
 		}
-		e.history(tries.Entry{Event: "hop", Kernel: c.Plan.Kernel, Try: r.Tries, Max: c.Max, Reason: "fast reboot: " + c.Reason})
+		e.history(tries.Entry{Event: "hop", Kernel: c.Plan.Kernel, Try: r.Tries, Max: c.Max, Reason: TryPrefix + c.Reason})
 		return
 	}
 	e.history(tries.Entry{Event: "fast-reboot", Kernel: c.Plan.Kernel, Reason: c.Reason})

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kxboot/kxboot/internal/install"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
@@ -33,13 +33,13 @@ func newBox(t *testing.T, running string, conf string, chain bool) *box {
 		kB:                                      string(testimg.BzImage(16384, "6.1.0-56-cloud-amd64")),
 		"/boot/initrd.img-6.1.0-56-cloud-amd64": "initrd-B",
 		"/sys/kernel/kexec_loaded":              "0\n",
-		install.RebootManifest:                  `{"job":"reboot","mode":"systemd","steps":[]}`,
+		journal.Path(journal.JobReboot):         `{"job":"reboot","mode":"systemd","steps":[]}`,
 	}
 	if conf != "" {
 		files["/etc/default/kxboot"] = conf
 	}
 	if chain {
-		files[install.ManifestPath] = `{"job":"chain","mode":"systemd","steps":[]}`
+		files[journal.Path(journal.JobChain)] = `{"job":"chain","mode":"systemd","steps":[]}`
 	}
 	fsys := rootfstest.Tree(t, files, nil)
 	b := &box{}
@@ -109,9 +109,9 @@ func TestPrepareFallsThrough(t *testing.T) {
 		{"kernel gone", "KERNEL=/boot/vmlinuz-gone\n", nil, "through the firmware: cannot load: kernel /boot/vmlinuz-gone does not exist", false},
 		{"firmware asked", "", func(b *box) { RequestFirmware(b.env.FS, "kxboot reboot --firmware") }, "one reboot through the firmware was asked for (kxboot reboot --firmware", false},
 		{"poweroff", "", func(b *box) {
-			b.env.Jobs = func() (string, error) { return "1234 poweroff.target start waiting", nil }
+			b.env.Rebooting = func() (bool, error) { return false, nil }
 		}, "not a reboot", false},
-		{"not installed", "", func(b *box) { os.Remove(b.env.FS.Path(install.RebootManifest)) }, "not installed", false},
+		{"not installed", "", func(b *box) { os.Remove(b.env.FS.Path(journal.Path(journal.JobReboot))) }, "not installed", false},
 		{"load refused", "", func(b *box) { b.sys.FileErr = unix.ENOEXEC }, "through the firmware: ", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

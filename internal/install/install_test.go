@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/initsys"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/tries"
@@ -162,27 +164,27 @@ func diff(a, b map[string]string) string {
 	return strings.Join(d, "\n")
 }
 
-func machineFor(fsys rootfs.FS, r Runner, report *[]string) Machine {
+func machineFor(fsys rootfs.FS, r journal.Runner, report *[]string) Machine {
 	return Machine{FS: fsys, Run: r, Report: func(f string, a ...any) { *report = append(*report, fmt.Sprintf(f, a...)) }}
 }
 
 // The confirmation service each running init gets, in every mode.
 var (
 	confirmSystemd = map[string]string{
-		ConfirmUnit:                              "file -rw-r--r--",
-		ConfirmWants + "/kxboot-confirm.service": "link " + ConfirmUnit,
+		initsys.ConfirmUnit: "file -rw-r--r--",
+		initsys.ConfirmWants + "/kxboot-confirm.service": "link " + initsys.ConfirmUnit,
 	}
 	confirmSysvinit = map[string]string{
-		ConfirmScript:                  "file -rwxr-xr-x",
+		initsys.ConfirmScript:          "file -rwxr-xr-x",
 		"/etc/rc2.d/S03kxboot-confirm": "link ../init.d/kxboot-confirm",
 		"/etc/rc5.d/S03kxboot-confirm": "link ../init.d/kxboot-confirm",
 		"/etc/rc2.d/S02rsyslog":        "link ../init.d/rsyslog",
 		"/etc/rc2.d/S01rsyslog":        "",
-		ConfirmUnit:                    "",
+		initsys.ConfirmUnit:            "",
 	}
 	confirmOpenRC = map[string]string{
-		ConfirmScript: "file -rwxr-xr-x",
-		OpenRCConfirm: "link " + ConfirmScript,
+		initsys.ConfirmScript: "file -rwxr-xr-x",
+		initsys.OpenRCConfirm: "link " + initsys.ConfirmScript,
 	}
 	rcAddsConfirm    = []string{"update-rc.d kxboot-confirm defaults", "update-rc.d -f kxboot-confirm remove"}
 	rcAddsBoth       = []string{"update-rc.d kxboot-confirm defaults", "update-rc.d kxboot-chain defaults", "update-rc.d -f kxboot-chain remove", "update-rc.d -f kxboot-confirm remove"}
@@ -204,19 +206,19 @@ func with(want map[string]string, more map[string]string) map[string]string {
 func TestInstallUninstallRestoresExactly(t *testing.T) {
 	tests := []struct {
 		init string
-		mode Mode
+		mode initsys.Name
 		// entries the install must create ("file" and its mode: a file
 		// with that mode; "": none)
 		want map[string]string
 		rc   []string // the update-rc.d runs of install and uninstall, in order
 	}{
-		{"systemd", Auto, with(confirmSystemd, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd", ConfirmScript: ""}), nil},
-		{"sysvinit", Wrapper, with(confirmSysvinit, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}), rcAddsConfirm},
-		{"openrc", Wrapper, with(confirmOpenRC, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", ConfirmUnit: ""}), nil},
-		{"systemd", Systemd, with(confirmSystemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + SystemdUnit}), nil},
-		{"sysvinit", Sysvinit, with(confirmSysvinit, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", "/etc/rcS.d/S05checkroot.sh": "link ../init.d/checkroot.sh", "/etc/rcS.d/S04checkroot.sh": "", "/etc/init.d/kxboot-chain": "file -rwxr-xr-x"}), rcAddsBoth},
-		{"systemd", Sysvinit, with(confirmSystemd, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", ConfirmScript: ""}), rcAddsChainAlone},
-		{"openrc", OpenRC, with(confirmOpenRC, map[string]string{OpenRCLink: "link " + InitScript}), nil},
+		{"systemd", initsys.Auto, with(confirmSystemd, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", "/sbin/init.kxboot-orig": "link ../lib/systemd/systemd", initsys.ConfirmScript: ""}), nil},
+		{"sysvinit", initsys.Wrapper, with(confirmSysvinit, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}), rcAddsConfirm},
+		{"openrc", initsys.Wrapper, with(confirmOpenRC, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot", initsys.ConfirmUnit: ""}), nil},
+		{"systemd", initsys.Systemd, with(confirmSystemd, map[string]string{"/etc/systemd/system/sysinit.target.wants/kxboot-chain.service": "link " + initsys.SystemdUnit}), nil},
+		{"sysvinit", initsys.Sysvinit, with(confirmSysvinit, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", "/etc/rcS.d/S05checkroot.sh": "link ../init.d/checkroot.sh", "/etc/rcS.d/S04checkroot.sh": "", "/etc/init.d/kxboot-chain": "file -rwxr-xr-x"}), rcAddsBoth},
+		{"systemd", initsys.Sysvinit, with(confirmSystemd, map[string]string{"/etc/rcS.d/S04kxboot-chain": "link ../init.d/kxboot-chain", initsys.ConfirmScript: ""}), rcAddsChainAlone},
+		{"openrc", initsys.OpenRC, with(confirmOpenRC, map[string]string{initsys.OpenRCLink: "link " + initsys.ChainScript}), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.init+"/"+string(tt.mode), func(t *testing.T) {
@@ -250,8 +252,8 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 			if want := min(len(tt.rc), 1); snaps != want {
 				t.Errorf("the record saves the boot order %d times; want %d", snaps, want)
 			}
-			if !strings.HasPrefix(after[config.Path], "file -rw-r--r--") || !strings.HasPrefix(after[ManifestPath], "file") {
-				t.Errorf("config %q, record %q", after[config.Path], after[ManifestPath])
+			if !strings.HasPrefix(after[config.Path], "file -rw-r--r--") || !strings.HasPrefix(after[journal.Path(journal.JobChain)], "file") {
+				t.Errorf("config %q, record %q", after[config.Path], after[journal.Path(journal.JobChain)])
 			}
 			if c, err := config.Load(fsys); err != nil || !c.Enabled || c.AbortSeconds != config.DefaultAbortSeconds {
 				t.Errorf("the written config reads back as %+v, %v", c, err)
@@ -309,7 +311,7 @@ func TestCrashedInstallIsUndone(t *testing.T) {
 			run.failAt = failAt
 			var out []string
 			m := machineFor(fsys, run, &out)
-			err := m.Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"})
+			err := m.Chain(Options{Mode: initsys.Sysvinit, Binary: "/usr/local/sbin/kxboot"})
 			if err == nil || !strings.Contains(err.Error(), "undone by kxboot uninstall") {
 				t.Fatalf("err = %v", err)
 			}
@@ -327,18 +329,18 @@ func TestCrashedInstallIsUndone(t *testing.T) {
 func TestUnits(t *testing.T) {
 	fsys, run := debian(t, "systemd")
 	var out []string
-	if err := machineFor(fsys, run, &out).Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+	if err := machineFor(fsys, run, &out).Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
 		unit string
 		want []string // lines it must hold, under their section
 	}{
-		{SystemdUnit, []string{
+		{initsys.SystemdUnit, []string{
 			"[Unit]", "RequiresMountsFor=/boot /var/lib/kxboot",
 			"[Service]", "Type=oneshot", "ExecStart=/usr/local/sbin/kxboot chain", "KillMode=process",
 			"[Install]", "WantedBy=sysinit.target"}},
-		{ConfirmUnit, []string{
+		{initsys.ConfirmUnit, []string{
 			"[Unit]", "Requires=boot-complete.target", "After=boot-complete.target multi-user.target",
 			"[Service]", "Type=exec", "ExecStart=/usr/local/sbin/kxboot mark-good", "StandardOutput=journal+console",
 			"[Install]", "WantedBy=multi-user.target"}},
@@ -358,22 +360,22 @@ func TestUnits(t *testing.T) {
 			t.Errorf("%s lacks %q (or has it in another section):\n%s", tt.unit, tt.want[i], b)
 		}
 		// The boot must not wait minutes for the health check.
-		if strings.Contains(string(b), "DefaultDependencies=no") != (tt.unit == SystemdUnit) {
+		if strings.Contains(string(b), "DefaultDependencies=no") != (tt.unit == initsys.SystemdUnit) {
 			t.Errorf("%s: DefaultDependencies wrong:\n%s", tt.unit, b)
 		}
 	}
-	if b, _ := fsys.ReadFile(ConfirmUnit); strings.Contains(string(b), "Before=") || strings.Contains(string(b), "Type=oneshot") {
-		t.Errorf("%s would hold the boot up:\n%s", ConfirmUnit, b)
+	if b, _ := fsys.ReadFile(initsys.ConfirmUnit); strings.Contains(string(b), "Before=") || strings.Contains(string(b), "Type=oneshot") {
+		t.Errorf("%s would hold the boot up:\n%s", initsys.ConfirmUnit, b)
 	}
 
 	// A systemd older than 240 has no boot-complete.target to require.
 	fsys, run = debian(t, "systemd")
 	os.Remove(fsys.Path("/lib/systemd/system/boot-complete.target"))
-	if err := machineFor(fsys, run, &out).Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+	if err := machineFor(fsys, run, &out).Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := fsys.ReadFile(ConfirmUnit); strings.Contains(string(b), "boot-complete") || !strings.Contains(string(b), "\nAfter=multi-user.target\n") {
-		t.Errorf("%s without boot-complete.target:\n%s", ConfirmUnit, b)
+	if b, _ := fsys.ReadFile(initsys.ConfirmUnit); strings.Contains(string(b), "boot-complete") || !strings.Contains(string(b), "\nAfter=multi-user.target\n") {
+		t.Errorf("%s without boot-complete.target:\n%s", initsys.ConfirmUnit, b)
 	}
 }
 
@@ -390,16 +392,16 @@ func TestConfirmScripts(t *testing.T) {
 		t.Run(tt.init, func(t *testing.T) {
 			fsys, run := debian(t, tt.init)
 			var out []string
-			if err := machineFor(fsys, run, &out).Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+			if err := machineFor(fsys, run, &out).Chain(Options{Mode: initsys.Wrapper, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 				t.Fatal(err)
 			}
-			b, err := fsys.ReadFile(ConfirmScript)
+			b, err := fsys.ReadFile(initsys.ConfirmScript)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains("\n"+string(b)+"\n", "\n"+w+"\n") {
-					t.Errorf("%s lacks the line %q:\n%s", ConfirmScript, w, b)
+					t.Errorf("%s lacks the line %q:\n%s", initsys.ConfirmScript, w, b)
 				}
 			}
 		})
@@ -409,19 +411,19 @@ func TestConfirmScripts(t *testing.T) {
 func TestSeparateMounts(t *testing.T) {
 	tests := []struct {
 		init, mount string
-		mode        Mode
+		mode        initsys.Name
 		want        map[string]string // entries the install must create
 		wantErr     string
 	}{
-		{"sysvinit", "/var", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
-		{"sysvinit", "/var/lib", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
-		{"sysvinit", "/boot", Sysvinit, map[string]string{InitScript: "# Required-Start:    $local_fs"}, ""},
-		{"sysvinit", "/home", Sysvinit, map[string]string{InitScript: "# Required-Start:    mountkernfs"}, ""},
-		{"openrc", "/var", OpenRC, map[string]string{OpenRCBoot: "link " + InitScript, OpenRCLink: "", InitScript: "\tafter localmount mountall.sh"}, ""},
-		{"openrc", "/home", OpenRC, map[string]string{OpenRCLink: "link " + InitScript, OpenRCBoot: ""}, ""},
-		{"systemd", "/var", Wrapper, nil, "/var is a separate mount, and the wrapper runs before anything but / is mounted"},
-		{"sysvinit", "/var/lib", Wrapper, nil, "/var/lib is a separate mount"},
-		{"systemd", "/boot", Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}, ""},
+		{"sysvinit", "/var", initsys.Sysvinit, map[string]string{initsys.ChainScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/var/lib", initsys.Sysvinit, map[string]string{initsys.ChainScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/boot", initsys.Sysvinit, map[string]string{initsys.ChainScript: "# Required-Start:    $local_fs"}, ""},
+		{"sysvinit", "/home", initsys.Sysvinit, map[string]string{initsys.ChainScript: "# Required-Start:    mountkernfs"}, ""},
+		{"openrc", "/var", initsys.OpenRC, map[string]string{initsys.OpenRCBoot: "link " + initsys.ChainScript, initsys.OpenRCLink: "", initsys.ChainScript: "\tafter localmount mountall.sh"}, ""},
+		{"openrc", "/home", initsys.OpenRC, map[string]string{initsys.OpenRCLink: "link " + initsys.ChainScript, initsys.OpenRCBoot: ""}, ""},
+		{"systemd", "/var", initsys.Wrapper, nil, "/var is a separate mount, and the wrapper runs before anything but / is mounted"},
+		{"sysvinit", "/var/lib", initsys.Wrapper, nil, "/var/lib is a separate mount"},
+		{"systemd", "/boot", initsys.Wrapper, map[string]string{"/sbin/init": "link /usr/local/sbin/kxboot"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.init+"/"+string(tt.mode)+tt.mount, func(t *testing.T) {
@@ -470,13 +472,13 @@ func TestUninstallExplainsWhatItFinds(t *testing.T) {
 	fsys, run := debian(t, "systemd")
 	var out []string
 	m := machineFor(fsys, run, &out)
-	if err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+	if err := m.Chain(Options{Mode: initsys.Wrapper, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
 	// A package upgrade without dpkg-divert's protection put its own init back.
-	os.Remove(fsys.Path(Init))
-	os.Symlink("../lib/systemd/systemd", fsys.Path(Init))
-	if ok, why := WrapperIntact(fsys, mustRecord(t, fsys)); ok || !strings.Contains(why, "no longer leads to /usr/local/sbin/kxboot") {
+	os.Remove(fsys.Path(initsys.SbinInit))
+	os.Symlink("../lib/systemd/systemd", fsys.Path(initsys.SbinInit))
+	if ok, why := initsys.WrapperIntact(fsys, mustRecord(t, fsys)); ok || !strings.Contains(why, "no longer leads to /usr/local/sbin/kxboot") {
 		t.Errorf("WrapperIntact = %v, %q", ok, why)
 	}
 	err := m.Uninstall()
@@ -484,15 +486,15 @@ func TestUninstallExplainsWhatItFinds(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// Without a record but with traces: say so, touch nothing.
-	os.Remove(fsys.Path(ManifestPath))
+	os.Remove(fsys.Path(journal.Path(journal.JobChain)))
 	err = m.Uninstall()
-	if err == nil || !strings.Contains(err.Error(), "no install record") || !strings.Contains(err.Error(), "/sbin/init.kxboot-orig exists") || !strings.Contains(err.Error(), ConfirmUnit+" exists") {
+	if err == nil || !strings.Contains(err.Error(), "no install record") || !strings.Contains(err.Error(), "/sbin/init.kxboot-orig exists") || !strings.Contains(err.Error(), initsys.ConfirmUnit+" exists") {
 		t.Errorf("err = %v", err)
 	}
 }
 
-func mustRecord(t *testing.T, fsys rootfs.FS) *Record {
-	r, err := ReadRecord(fsys)
+func mustRecord(t *testing.T, fsys rootfs.FS) *journal.Record {
+	r, err := journal.Read(fsys, journal.JobChain)
 	if err != nil || r == nil {
 		t.Fatalf("record: %v, %v", r, err)
 	}
@@ -503,7 +505,7 @@ func TestEditedConfigIsKept(t *testing.T) {
 	fsys, run := debian(t, "systemd")
 	var out []string
 	m := machineFor(fsys, run, &out)
-	if err := m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot", Kernel: "/boot/vmlinuz-6.1.0-56-cloud-amd64", Given: true}); err != nil {
+	if err := m.Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot", Kernel: "/boot/vmlinuz-6.1.0-56-cloud-amd64", Given: true}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := config.Load(fsys)
@@ -529,17 +531,17 @@ func TestRefusals(t *testing.T) {
 		o     Options
 		want  string
 	}{
-		{"no binary", nil, Options{Mode: Systemd, Binary: "/usr/sbin/nope"}, "is not on this machine"},
-		{"writable binary", func(fsys rootfs.FS) { os.Chmod(fsys.Path("/usr/local/sbin/kxboot"), 0o777) }, Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}, "writable by group or others"},
+		{"no binary", nil, Options{Mode: initsys.Systemd, Binary: "/usr/sbin/nope"}, "is not on this machine"},
+		{"writable binary", func(fsys rootfs.FS) { os.Chmod(fsys.Path("/usr/local/sbin/kxboot"), 0o777) }, Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}, "writable by group or others"},
 		{"config exists and flags", func(fsys rootfs.FS) { os.WriteFile(fsys.Path(config.Path), []byte(""), 0o644) },
-			Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot", Kernel: "/x", Given: true}, "edit KERNEL, INITRD and APPEND there"},
-		{"openrc missing", nil, Options{Mode: OpenRC, Binary: "/usr/local/sbin/kxboot"}, "OpenRC is not installed"},
+			Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot", Kernel: "/x", Given: true}, "edit KERNEL, INITRD and APPEND there"},
+		{"openrc missing", nil, Options{Mode: initsys.OpenRC, Binary: "/usr/local/sbin/kxboot"}, "OpenRC is not installed"},
 		{"left-over original", func(fsys rootfs.FS) { os.WriteFile(fsys.Path("/sbin/init.kxboot-orig"), nil, 0o755) },
-			Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}, "an earlier wrapper install was not undone"},
+			Options{Mode: initsys.Wrapper, Binary: "/usr/local/sbin/kxboot"}, "an earlier wrapper install was not undone"},
 		{"no init to confirm under", func(fsys rootfs.FS) { os.RemoveAll(fsys.Path("/run/systemd")); os.RemoveAll(fsys.Path("/etc/init.d")) },
-			Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}, "kxboot can confirm boots only under systemd, sysvinit or OpenRC"},
-		{"confirm unit exists", func(fsys rootfs.FS) { os.WriteFile(fsys.Path(ConfirmUnit), []byte("mine\n"), 0o644) },
-			Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}, ConfirmUnit + " exists already; kxboot will not overwrite it"},
+			Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}, "kxboot can confirm boots only under systemd, sysvinit or OpenRC"},
+		{"confirm unit exists", func(fsys rootfs.FS) { os.WriteFile(fsys.Path(initsys.ConfirmUnit), []byte("mine\n"), 0o644) },
+			Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}, initsys.ConfirmUnit + " exists already; kxboot will not overwrite it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -563,10 +565,10 @@ func TestRefusals(t *testing.T) {
 	fsys, run := debian(t, "systemd")
 	var out []string
 	m := machineFor(fsys, run, &out)
-	if err := m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+	if err := m.Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Chain(Options{Mode: Wrapper, Binary: "/usr/local/sbin/kxboot"}); err == nil || !strings.Contains(err.Error(), "run kxboot uninstall chain first") {
+	if err := m.Chain(Options{Mode: initsys.Wrapper, Binary: "/usr/local/sbin/kxboot"}); err == nil || !strings.Contains(err.Error(), "run kxboot uninstall chain first") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -575,7 +577,7 @@ func TestMovesFromTheDropletRecipe(t *testing.T) {
 	fsys, run := debian(t, "sysvinit")
 	rootfstest.Write(t, fsys, "/etc/default/droplet-kernel", []byte("ENABLED=true\nKERNEL_IMAGE=\"/boot/vmlinuz-6.1.0-56-cloud-amd64\"\nINITRD=\"\"\nAPPEND=\"\"\n"))
 	var out []string
-	if err := machineFor(fsys, run, &out).Chain(Options{Mode: Sysvinit, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+	if err := machineFor(fsys, run, &out).Chain(Options{Mode: initsys.Sysvinit, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := fsys.ReadFile(config.Path)
@@ -590,23 +592,23 @@ func TestMovesFromTheDropletRecipe(t *testing.T) {
 
 func TestChooseMode(t *testing.T) {
 	fsys, _ := debian(t, "systemd")
-	if m := ChooseMode(fsys, Auto); m != Wrapper {
+	if m := initsys.Choose(fsys, initsys.Auto); m != initsys.Wrapper {
 		t.Errorf("Debian: %v", m)
 	}
 	rootfstest.Write(t, fsys, "/proc/self/mounts", []byte("/dev/vda1 / ext4 rw 0 0\n/dev/vdb1 /var ext4 rw 0 0\n"))
-	if m := ChooseMode(fsys, Auto); m != Systemd {
+	if m := initsys.Choose(fsys, initsys.Auto); m != initsys.Systemd {
 		t.Errorf("Debian with a separate /var: %v", m)
 	}
 	os.Remove(fsys.Path("/var/lib/dpkg/status"))
-	if m := ChooseMode(fsys, Auto); m != Systemd {
+	if m := initsys.Choose(fsys, initsys.Auto); m != initsys.Systemd {
 		t.Errorf("no dpkg, systemd running: %v", m)
 	}
 	fsys, _ = debian(t, "openrc")
 	os.Remove(fsys.Path("/usr/bin/dpkg-divert"))
-	if m := ChooseMode(fsys, Auto); m != OpenRC {
+	if m := initsys.Choose(fsys, initsys.Auto); m != initsys.OpenRC {
 		t.Errorf("no dpkg-divert, openrc running: %v", m)
 	}
-	if m := ChooseMode(fsys, Sysvinit); m != Sysvinit {
+	if m := initsys.Choose(fsys, initsys.Sysvinit); m != initsys.Sysvinit {
 		t.Errorf("named mode: %v", m)
 	}
 }
@@ -619,10 +621,10 @@ func TestRebootInstall(t *testing.T) {
 		withChain bool
 		want      []string // paths the install must create
 	}{
-		{"systemd", false, []string{RebootUnit, RebootWants, ShutdownHook}},
-		{"systemd", true, []string{RebootUnit, RebootWants, ShutdownHook}},
-		{"sysvinit", true, []string{RebootScript, JumpScript, "/etc/rc6.d/K01kxboot-reboot", "/etc/rc6.d/K05kxboot-reboot-jump"}},
-		{"openrc", false, []string{RebootScript, JumpScript, "/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot-jump", "/etc/runlevels/default/kxboot-reboot-jump"}},
+		{"systemd", false, []string{initsys.RebootUnit, initsys.RebootWants, initsys.ShutdownHook}},
+		{"systemd", true, []string{initsys.RebootUnit, initsys.RebootWants, initsys.ShutdownHook}},
+		{"sysvinit", true, []string{initsys.RebootScript, initsys.JumpScript, "/etc/rc6.d/K01kxboot-reboot", "/etc/rc6.d/K05kxboot-reboot-jump"}},
+		{"openrc", false, []string{initsys.RebootScript, initsys.JumpScript, "/etc/runlevels/off/kxboot-reboot", "/etc/runlevels/off/kxboot-reboot-jump", "/etc/runlevels/default/kxboot-reboot-jump"}},
 	} {
 		t.Run(fmt.Sprintf("%s/chain=%v", tt.init, tt.withChain), func(t *testing.T) {
 			fsys, run := debian(t, tt.init)
@@ -633,7 +635,7 @@ func TestRebootInstall(t *testing.T) {
 			var out []string
 			m := machineFor(fsys, run, &out)
 			if tt.withChain {
-				if err := m.Chain(Options{Mode: Auto, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+				if err := m.Chain(Options{Mode: initsys.Auto, Binary: "/usr/local/sbin/kxboot"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -646,10 +648,10 @@ func TestRebootInstall(t *testing.T) {
 					t.Errorf("%s was not created", p)
 				}
 			}
-			if rec, err := ReadJob(fsys, JobReboot); err != nil || rec == nil || rec.Mode != Mode(tt.init) {
+			if rec, err := journal.Read(fsys, journal.JobReboot); err != nil || rec == nil || rec.Mode != tt.init {
 				t.Errorf("reboot record: %+v, %v", rec, err)
 			}
-			if rec, _ := ReadRecord(fsys); (rec != nil) != tt.withChain {
+			if rec, _ := journal.Read(fsys, journal.JobChain); (rec != nil) != tt.withChain {
 				t.Errorf("chain record: %+v", rec)
 			}
 			out = nil
@@ -664,13 +666,13 @@ func TestRebootInstall(t *testing.T) {
 			}
 		})
 	}
-	// An OpenRC without Debian's off runlevel (Alpine, Gentoo: mount-ro in
+	// An initsys.OpenRC without Debian's off runlevel (Alpine, Gentoo: mount-ro in
 	// the shutdown runlevel) is refused, and nothing is written.
 	fsys, run := debian(t, "openrc")
 	before := snapshot(t, fsys)
 	err := machineFor(fsys, run, new([]string)).Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"})
-	if err == nil || !strings.Contains(err.Error(), OpenRCUmountRoot+" does not exist") || !strings.Contains(err.Error(), "nothing was installed") {
-		t.Errorf("openrc without %s: %v", OpenRCUmountRoot, err)
+	if err == nil || !strings.Contains(err.Error(), initsys.OpenRCUmountRoot+" does not exist") || !strings.Contains(err.Error(), "nothing was installed") {
+		t.Errorf("openrc without %s: %v", initsys.OpenRCUmountRoot, err)
 	}
 	if d := diff(before, snapshot(t, fsys)); d != "" {
 		t.Errorf("the refused install changed the tree:\n%s", d)
@@ -679,29 +681,12 @@ func TestRebootInstall(t *testing.T) {
 	fsys, run = debian(t, "systemd")
 	var out []string
 	m := machineFor(fsys, run, &out)
-	m.Chain(Options{Mode: Systemd, Binary: "/usr/local/sbin/kxboot"})
+	m.Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"})
 	m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"})
-	if err := m.UninstallJobs(JobReboot); err != nil {
+	if err := m.UninstallJobs(journal.JobReboot); err != nil {
 		t.Fatal(err)
 	}
-	if fsys.Exists(RebootUnit) || !fsys.Exists(SystemdUnit) {
-		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v", fsys.Exists(RebootUnit), fsys.Exists(SystemdUnit))
-	}
-}
-
-func TestRebootUnits(t *testing.T) {
-	u := rebootUnit("/usr/local/sbin/kxboot")
-	for _, want := range []string{"ExecStop=/usr/local/sbin/kxboot reboot --prepare", "RemainAfterExit=yes", "RequiresMountsFor=/boot /var/lib/kxboot", "WantedBy=multi-user.target"} {
-		if !strings.Contains(u, want) {
-			t.Errorf("reboot unit lacks %q", want)
-		}
-	}
-	h := shutdownHook("/usr/local/sbin/kxboot")
-	if !strings.Contains(h, `[ "$1" = reboot ] || exit 0`) || !strings.Contains(h, "exec /usr/local/sbin/kxboot reboot --jump") {
-		t.Errorf("shutdown hook:\n%s", h)
-	}
-	j := sysvinitJumpScript("/bin/kxboot")
-	if !strings.Contains(j, "# X-Stop-After:      umountroot") || !strings.Contains(j, "# Default-Stop:      6") {
-		t.Errorf("jump script:\n%s", j)
+	if fsys.Exists(initsys.RebootUnit) || !fsys.Exists(initsys.SystemdUnit) {
+		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v", fsys.Exists(initsys.RebootUnit), fsys.Exists(initsys.SystemdUnit))
 	}
 }

@@ -1,0 +1,230 @@
+// Package status is kxboot's report of the machine's boot state: what
+// `kxboot status` prints, for people and as JSON, built from the one
+// bootstate.State a command reads, so that other commands and exporters
+// share it. The JSON form is a contract: Schema changes when a field
+// changes meaning or goes away, and no two fields say opposite things (a
+// value and the error that kept it from being known are never both there).
+package status
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kxboot/kxboot/internal/bootstate"
+	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/plan"
+	"github.com/kxboot/kxboot/internal/tries"
+)
+
+// Schema is the version of the JSON form.
+const Schema = 1
+
+// Report is the status. Each value and its *_error field exclude each
+// other.
+type Report struct {
+	Schema    int           `json:"schema"`
+	BootID    string        `json:"boot_id,omitempty"`
+	Release   string        `json:"release"`
+	Cmdline   string        `json:"cmdline"`
+	Via       bootstate.Via `json:"via"` // firmware, chain, fast-reboot, kexec
+	ViaKxboot bool          `json:"via_kxboot"`
+	Marker    string        `json:"marker,omitempty"` // the marker found on the running command line
+	Init      string        `json:"init"`             // the init system that runs the machine
+
+	Loaded    *bool  `json:"loaded,omitempty"` // absent when it cannot be told
+	LoadedErr string `json:"loaded_error,omitempty"`
+
+	Config    string            `json:"config,omitempty"` // the file read; absent when none
+	Format    string            `json:"config_format,omitempty"`
+	Values    map[string]string `json:"config_values,omitempty"`
+	ConfigErr string            `json:"config_error,omitempty"`
+	Next      *plan.Plan        `json:"next,omitempty"` // what a load would use
+	NextErr   string            `json:"next_error,omitempty"`
+
+	Installed  string `json:"installed,omitempty"` // the chain boot: "chain wrapper", ...
+	Broken     string `json:"install_problem,omitempty"`
+	FastReboot string `json:"fast_reboot,omitempty"` // the init the fast reboot is installed for
+	LastChain  string `json:"last_chain,omitempty"`  // this boot's chain decision
+	Reboot     string `json:"next_reboot"`           // what the next reboot boots
+
+	// The tries: the fallback (why the chain boot stopped), the record,
+	// and the newest history.
+	Fallback string        `json:"fallback,omitempty"`
+	Tries    *tries.Record `json:"tries,omitempty"`
+	TriesErr string        `json:"tries_error,omitempty"`
+	MaxTries int           `json:"max_tries,omitempty"` // absent when the config cannot be read
+	History  []tries.Entry `json:"history,omitempty"`
+}
+
+// historyLines is how much of the history the status shows.
+const historyLines = 5
+
+// From builds the report.
+func From(s bootstate.State) Report {
+	r := Report{Schema: Schema, BootID: s.BootID, Release: s.Release, Cmdline: s.Cmdline,
+		Via: s.Via, ViaKxboot: s.ViaKxboot(), Marker: s.Marker, Init: string(s.Init),
+		LastChain: s.LastChain, Reboot: s.NextReboot.String(), Fallback: s.Fallback()}
+	if s.LoadedErr != nil {
+		r.LoadedErr = s.LoadedErr.Error()
+	} else {
+		r.Loaded = &s.Loaded
+	}
+	in := s.In
+	switch {
+	case in.ConfigErr != nil:
+		r.ConfigErr = in.ConfigErr.Error()
+	default:
+		r.Config, r.Format, r.Values, r.MaxTries = in.Config.Path, in.Config.Format, in.Config.Values, in.Config.MaxTries
+		if in.PlanErr != nil {
+			r.NextErr = in.PlanErr.Error()
+		} else {
+			p := in.Base
+			r.Next = &p
+		}
+	}
+	switch {
+	case s.InstallErr != nil:
+		r.Broken = s.InstallErr.Error()
+	case s.Chain != nil:
+		r.Installed = s.Chain.Job + " " + s.Chain.Mode
+		r.Broken = s.InstallProblem
+	}
+	if s.Reboot != nil {
+		r.FastReboot = s.Reboot.Mode
+	}
+	switch {
+	case in.RecordErr != nil:
+		r.TriesErr = in.RecordErr.Error()
+	case in.Record.Kernel != "" || in.Record.Tries > 0:
+		rec := in.Record
+		r.Tries = &rec
+	}
+	if h := s.History; len(h) > 0 {
+		r.History = h[max(0, len(h)-historyLines):]
+	}
+	return r
+}
+
+// Write prints the report for people.
+func Write(w io.Writer, r Report) {
+	if r.Fallback != "" {
+		fmt.Fprintf(w, "FALLBACK:   the chain boot stopped; this is the provider's kernel: %s\n", r.Fallback)
+	}
+	fmt.Fprintf(w, "kernel:     %s\n", r.Release)
+	fmt.Fprintf(w, "cmdline:    %s\n", r.Cmdline)
+	if r.ViaKxboot {
+		fmt.Fprintf(w, "via kxboot: yes (%s is on the command line)\n", r.Marker)
+	} else {
+		fmt.Fprintf(w, "via kxboot: no\n")
+	}
+	fmt.Fprintf(w, "came by:    %s\n", viaSays[r.Via])
+	switch {
+	case r.LoadedErr != "":
+		fmt.Fprintf(w, "loaded:     unknown (%s)\n", r.LoadedErr)
+	case *r.Loaded:
+		fmt.Fprintf(w, "loaded:     yes (kxboot exec --force or a kexec reboot starts it)\n")
+	default:
+		fmt.Fprintf(w, "loaded:     no\n")
+	}
+	switch {
+	case r.Broken != "":
+		fmt.Fprintf(w, "installed:  %s; WARNING: %s\n", orNone(r.Installed), r.Broken)
+	case r.Installed != "":
+		fmt.Fprintf(w, "installed:  %s (undo: kxboot uninstall)\n", r.Installed)
+	default:
+		fmt.Fprintf(w, "installed:  nothing (kxboot install chain sets up the chain boot)\n")
+	}
+	if r.LastChain != "" {
+		fmt.Fprintf(w, "this boot:  %s\n", r.LastChain)
+	}
+	fmt.Fprintf(w, "reboot:     %s\n", r.Reboot)
+	writeTries(w, r)
+	switch {
+	case r.ConfigErr != "":
+		fmt.Fprintf(w, "config:     broken: %s\n", r.ConfigErr)
+	case r.Config == "":
+		fmt.Fprintf(w, "config:     none (%s is absent: defaults apply)\n", config.Path)
+	default:
+		fmt.Fprintf(w, "config:     %s (%s format)\n", r.Config, r.Format)
+	}
+	switch {
+	case r.Next != nil:
+		fmt.Fprintf(w, "next load:  %s", indent(r.Next.Describe(), "            "))
+	case r.NextErr != "":
+		fmt.Fprintf(w, "next load:  impossible: %s\n", r.NextErr)
+	}
+}
+
+// viaSays words how this boot came.
+var viaSays = map[bootstate.Via]string{
+	bootstate.Firmware:   "firmware (or the provider, or a boot loader): no kxboot marker",
+	bootstate.Chain:      "chain (kxboot's chain boot hopped into this kernel)",
+	bootstate.FastReboot: "fast-reboot (kxboot's fast reboot loaded this kernel at the last shutdown)",
+	bootstate.Kexec:      "kexec (the marker is there, but no hop or fast reboot of kxboot's is recorded for it)",
+}
+
+// writeTries shows the count of tries, the last failure and the newest
+// history.
+func writeTries(w io.Writer, r Report) {
+	switch t := r.Tries; {
+	case r.TriesErr != "":
+		fmt.Fprintf(w, "tries:      DAMAGED: %s (the chain boot stays off until kxboot reset)\n", r.TriesErr)
+	case t == nil:
+		fmt.Fprintf(w, "tries:      none yet (at most %d unconfirmed hops in a row)\n", r.MaxTries)
+	case t.Pending && r.ViaKxboot:
+		fmt.Fprintf(w, "tries:      this boot is try %d of %d of %s, waiting for kxboot mark-good\n", t.Tries, r.MaxTries, t.Kernel)
+	case t.Tries == 0:
+		fmt.Fprintf(w, "tries:      0 unconfirmed; %s confirmed healthy %s\n", t.Kernel, t.Confirmed.Local().Format("2006-01-02 15:04:05"))
+	default:
+		left := max(0, r.MaxTries-t.Tries)
+		fmt.Fprintf(w, "tries:      %d of %d unconfirmed for %s (%d left)\n", t.Tries, r.MaxTries, t.Kernel, left)
+	}
+	if t := r.Tries; t != nil && t.Failure != nil {
+		f := t.Failure
+		fmt.Fprintf(w, "last failure: %s, try %d of %s: %s\n", f.Time.Local().Format("2006-01-02 15:04:05"), f.Try, f.Kernel, f.Reason)
+	}
+	if len(r.History) > 0 {
+		fmt.Fprintf(w, "history:    (newest last; kxboot history shows all)\n")
+		WriteHistory(w, r.History, "  ")
+	}
+}
+
+// WriteHistory prints history entries one line each, pad before each.
+func WriteHistory(w io.Writer, es []tries.Entry, pad string) {
+	for _, e := range es {
+		try := ""
+		if e.Try > 0 && e.Max > 0 {
+			try = fmt.Sprintf(" try %d/%d", e.Try, e.Max)
+		} else if e.Try > 0 {
+			try = fmt.Sprintf(" try %d", e.Try)
+		}
+		line := fmt.Sprintf("%s%s  on %s  %s%s", pad, e.Time.Local().Format("2006-01-02 15:04:05"), orDash(e.Running), e.Event, try)
+		if e.Kernel != "" {
+			line += "  " + e.Kernel
+		}
+		if e.Reason != "" {
+			line += ": " + e.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing recorded"
+	}
+	return s
+}
+
+// indent indents every line but the first.
+func indent(s, pad string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+pad) + "\n"
+}
