@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/kxboot/kxboot/internal/bootstate"
@@ -74,12 +75,17 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 	} else {
 		fmt.Fprintf(env.Stdout, "kxboot: rebooting through the firmware: %s\n", c.Reason)
 	}
+	// Where the init system cannot tell the shutdown glue a reboot from a
+	// poweroff (upstream busybox init), this is how it knows.
+	if err := initsys.RecordRebootIntent(env.FS); err != nil {
+		return fmt.Errorf("cannot write %s: %w", initsys.RebootIntent, err)
+	}
 	return initReboot(env)
 }
 
 // initReboot asks the init system that runs the machine for a clean reboot.
 func initReboot(env *Env) error {
-	cmd := initsys.Running(env.FS).RebootCommand()
+	cmd := initsys.Running(env.FS).RebootCommand(env.FS)
 	return runner(env).Run(cmd[0], cmd[1:]...)
 }
 
@@ -98,7 +104,7 @@ func rebootEnv(env *Env, logf func(string, ...any)) fastreboot.Env {
 		FS: env.FS, Engine: env.Engine, Logf: logf,
 		Store: &tries.Store{FS: env.FS, Mounts: env.Mounts}, Now: time.Now,
 		BootID: chain.BootID(env.FS), Release: chain.Release(env.FS),
-		Rebooting: func() (bool, error) { return init.Rebooting(env.FS) },
+		Rebooting: func() (bool, error) { return init.Rebooting(env.FS, os.Getenv) },
 	}
 }
 

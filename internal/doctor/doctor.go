@@ -17,6 +17,7 @@ import (
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/initsys"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/kimage"
 	"github.com/kxboot/kxboot/internal/plan"
@@ -74,6 +75,7 @@ func Run(in Input) []Check {
 	add(checkLockdown(lock))
 	add(checkSecureBoot(in))
 	add(checkWatchdog(in))
+	add(checkRebootPath(in))
 
 	boot := in.Boot
 	if boot == nil {
@@ -213,10 +215,26 @@ func checkLoadDisabled(in Input) Check {
 		return Check{name, Warn, "kernel.kexec_load_disabled is not readable (is /proc mounted?)", ""}
 	}
 	if n, _ := strconv.Atoi(s); n != 0 {
-		return Check{name, Fail, "kernel.kexec_load_disabled is 1: this kernel refuses every kexec load until the next firmware boot (it cannot be set back to 0)",
+		msg := "kernel.kexec_load_disabled is 1: this kernel refuses every kexec load until the next firmware boot (it cannot be set back to 0)"
+		if in.FS.Exists("/etc/alpine-release") {
+			return Check{name, Fail, msg + "; Alpine's kernels start with it at 1 unless the command line says kexec_load_disabled=0",
+				"add kexec_load_disabled=0 to the kernel command line (default_kernel_opts in /etc/update-extlinux.conf, then update-extlinux; or GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, then grub-mkconfig -o /boot/grub/grub.cfg) and reboot through the firmware"}
+		}
+		return Check{name, Fail, msg,
 			"remove what sets it (a file in /etc/sysctl.d, or sysctl.kernel.kexec_load_disabled=1 on the command line) and reboot through the firmware"}
 	}
 	return Check{name, OK, "kernel.kexec_load_disabled is 0", ""}
+}
+
+// checkRebootPath says how the running init tells the fast reboot a
+// reboot from a poweroff, and warns where some reboots cannot be told.
+func checkRebootPath(in Input) Check {
+	init := initsys.Running(in.FS)
+	how, every := init.RebootSignal(in.FS)
+	if !every {
+		return Check{"reboot path", Warn, fmt.Sprintf("%s: %s", init.Name(), how), "use kxboot reboot to reboot through kexec (see README, Fast reboot)"}
+	}
+	return Check{"reboot path", OK, fmt.Sprintf("%s: %s", init.Name(), how), ""}
 }
 
 func checkLockdown(lock string) Check {

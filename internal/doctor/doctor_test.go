@@ -142,3 +142,30 @@ func TestArm32(t *testing.T) {
 		t.Errorf("checks %+v; want them to end failing on the architecture", cs)
 	}
 }
+
+// TestAlpine: Alpine's kexec_load_disabled default gets Alpine's fix, and
+// an upstream busybox init is a warning that only kxboot reboot kexecs.
+func TestAlpine(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{
+		"/etc/alpine-release":                  "3.21.0\n",
+		"/proc/sys/kernel/kexec_load_disabled": "1\n",
+		"/run/openrc/softlevel":                "default",
+		"/bin/busybox":                         "\x7fELF ctrlaltdel\x00shutdown\x00restart\x00",
+		"/etc/init.d/mount-ro":                 "#!/sbin/openrc-run\n",
+	}, map[string]string{
+		"/proc/1/exe":                      "/bin/busybox",
+		"/etc/runlevels/shutdown/mount-ro": "/etc/init.d/mount-ro",
+	})
+	c := checkLoadDisabled(Input{FS: fsys})
+	if c.Status != Fail || !strings.Contains(c.Message, "Alpine's kernels start with it at 1") || !strings.Contains(c.Remedy, "kexec_load_disabled=0") || !strings.Contains(c.Remedy, "/etc/update-extlinux.conf") {
+		t.Errorf("kexec_load_disabled on Alpine: %+v", c)
+	}
+	c = checkRebootPath(Input{FS: fsys})
+	if c.Status != Warn || !strings.HasPrefix(c.Message, "openrc: busybox init runs the same ::shutdown: lines") || !strings.Contains(c.Remedy, "kxboot reboot") {
+		t.Errorf("reboot path under upstream busybox: %+v", c)
+	}
+	rootfstest.Write(t, fsys, "/bin/busybox", []byte("\x7fELF ctrlaltdel\x00shutdown\x00reboot\x00restart\x00"))
+	if c = checkRebootPath(Input{FS: fsys}); c.Status != OK || !strings.Contains(c.Message, "::reboot:") {
+		t.Errorf("reboot path under Alpine's busybox: %+v", c)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kxboot/kxboot/internal/atomicfile"
@@ -18,6 +19,7 @@ import (
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/tries"
@@ -198,16 +200,31 @@ func Prepare(e Env) {
 	e.history(tries.Entry{Event: "fast-reboot", Kernel: c.Plan.Kernel, Reason: c.Reason})
 }
 
-// Jump starts the loaded kernel, at the end of a reboot. When nothing is
-// loaded, or the jump fails, it returns and the reboot goes on through the
-// firmware.
+// Jump starts the loaded kernel, at the end of a reboot. When this is not
+// a reboot, nothing is loaded, a local file system is still writable, or
+// the jump fails, it returns and the shutdown goes on through the firmware
+// (or powers off).
 func Jump(e Env) {
 	if ok, _ := FirmwareRequested(e.FS); ok {
 		e.Logf("kxboot: reboot: through the firmware, as asked")
 		return
 	}
+	if e.Rebooting != nil {
+		// A kernel loaded by hand (kxboot load) must not turn a
+		// poweroff into a kexec. An init that cannot answer any more
+		// (systemd-shutdown, where the hook checked "reboot") goes on.
+		if yes, err := e.Rebooting(); err == nil && !yes {
+			e.Logf("kxboot: reboot: not a reboot (poweroff or halt): no jump")
+			return
+		}
+	}
 	if loaded, err := e.Engine.Loaded(); err == nil && !loaded {
 		e.Logf("kxboot: reboot: no kernel is loaded; the reboot goes through the firmware")
+		return
+	}
+	if rw := mounts.Writable(e.FS); len(rw) > 0 {
+		e.Engine.Unload()
+		e.Logf("kxboot: reboot: %s still writable, and a jump would lose what is not written; the reboot goes through the firmware", strings.Join(rw, ", ")+map[bool]string{true: " is", false: " are"}[len(rw) == 1])
 		return
 	}
 	// Loaded, or sysfs is already gone: the kernel refuses the jump when

@@ -158,3 +158,36 @@ func TestPrepareChain(t *testing.T) {
 		t.Errorf("after the fallback: calls %v, log %q", b.sys.Calls, b.log)
 	}
 }
+
+// TestJumpRefuses: a kernel loaded (by kxboot load, say) never turns a
+// poweroff into a kexec, and a file system still writable sends the reboot
+// through the firmware; an init that cannot answer any more goes on.
+func TestJumpRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		rebooting func() (bool, error)
+		mounts    string
+		want      string
+		jumped    bool
+	}{
+		{"poweroff", func() (bool, error) { return false, nil }, "/dev/vda / ext4 ro 0 0\n", "not a reboot (poweroff or halt): no jump", false},
+		{"writable", nil, "/dev/vda / ext4 ro 0 0\n/dev/vdb /srv xfs rw,noatime 0 0\ntmpfs /run tmpfs rw 0 0\n", "/srv is still writable", false},
+		{"reboot", func() (bool, error) { return true, nil }, "/dev/vda / ext4 ro 0 0\ntmpfs /run tmpfs rw 0 0\n", "jumping into the loaded kernel", true},
+		{"cannot tell", func() (bool, error) { return false, fmt.Errorf("no systemd") }, "/dev/vda / ext4 ro 0 0\n", "jumping into the loaded kernel", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBox(t, "root=/dev/vda", "", false)
+			rootfstest.Write(t, b.env.FS, "/proc/self/mounts", []byte(tt.mounts))
+			Prepare(b.env)
+			b.env.Rebooting = tt.rebooting
+			b.sys.Calls = nil
+			Jump(b.env)
+			if jumped := slices.Contains(b.sys.Calls, "reboot_kexec"); jumped != tt.jumped {
+				t.Errorf("jumped %v; calls %v", jumped, b.sys.Calls)
+			}
+			if !strings.Contains(strings.Join(b.log, "\n"), tt.want) {
+				t.Errorf("log %q; want %q", b.log, tt.want)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/fastreboot"
+	"github.com/kxboot/kxboot/internal/initsys"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -32,7 +33,7 @@ func ForMachine(fsys rootfs.FS, engine *kexec.Engine, m mounts.Sys, logf func(st
 	}
 	fw := Firmware{
 		FS: fsys, Engine: engine, Mounts: m, Logf: logf,
-		RunReboot: func() error { return runReboot(chain.SearchPath) },
+		RunReboot: func() error { return runReboot(chain.SearchPath, initsys.Running(fsys).RebootCommand(fsys)) },
 		Sleep:     time.Sleep,
 	}
 	return Env{
@@ -122,16 +123,17 @@ func FirmwareReboot(f Firmware, reason string) error {
 	return f.Engine.Reboot()
 }
 
-// runReboot runs the reboot command, found on the PATH or else in the
+// runReboot runs the init system's reboot command (reboot, systemctl
+// reboot, openrc-shutdown -r now), found on the PATH or else in the
 // directories of dirs (PID 1's environment has no PATH), with dirs as its
 // PATH.
-func runReboot(dirs string) error {
-	path, err := exec.LookPath("reboot")
+func runReboot(dirs string, cmd []string) error {
+	path, err := exec.LookPath(cmd[0])
 	if err != nil {
 		path = ""
 		for _, d := range strings.Split(dirs, ":") {
-			if _, err := os.Stat(d + "/reboot"); err == nil {
-				path = d + "/reboot"
+			if _, err := os.Stat(d + "/" + cmd[0]); err == nil {
+				path = d + "/" + cmd[0]
 				break
 			}
 		}
@@ -141,7 +143,7 @@ func runReboot(dirs string) error {
 	}
 	// The command is named by its path: exec.Command("reboot") would
 	// keep its failed look-up on the PATH and refuse to start.
-	c := exec.Command(path)
+	c := exec.Command(path, cmd[1:]...)
 	c.Env = append(os.Environ(), "PATH="+dirs)
 	return c.Run()
 }

@@ -149,23 +149,23 @@ func TestFirmwareRebootBare(t *testing.T) {
 func TestRunReboot(t *testing.T) {
 	t.Setenv("PATH", "/nonexistent")
 	dir := t.TempDir()
-	script := "#!/bin/sh\necho \"$PATH\" >\"$0.ran\"\nexit $REBOOT_EXIT\n"
+	script := "#!/bin/sh\necho \"$PATH $*\" >\"$0.ran\"\nexit $REBOOT_EXIT\n"
 	if err := os.WriteFile(filepath.Join(dir, "reboot"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	empty := t.TempDir()
 	dirs := empty + ":" + dir
-	if err := runReboot(dirs); err != nil {
+	if err := runReboot(dirs, []string{"reboot", "-r", "now"}); err != nil {
 		t.Fatalf("runReboot = %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "reboot.ran")); err != nil || string(b) != dirs+"\n" {
+	if b, err := os.ReadFile(filepath.Join(dir, "reboot.ran")); err != nil || string(b) != dirs+" -r now\n" {
 		t.Errorf("the reboot command ran with PATH %q (%v); want %q", b, err, dirs)
 	}
 	t.Setenv("REBOOT_EXIT", "1")
-	if err := runReboot(dirs); err == nil || err.Error() != "exit status 1" {
+	if err := runReboot(dirs, []string{"reboot"}); err == nil || err.Error() != "exit status 1" {
 		t.Errorf("a failing reboot command: %v", err)
 	}
-	if err := runReboot(empty); !errors.Is(err, ErrNoRebootCommand) {
+	if err := runReboot(empty, []string{"reboot"}); !errors.Is(err, ErrNoRebootCommand) {
 		t.Errorf("no reboot command: %v", err)
 	}
 }

@@ -11,10 +11,13 @@ package initsys
 
 import (
 	"fmt"
+	"os"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kxboot/kxboot/internal/atomicfile"
 	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -69,10 +72,15 @@ type Init interface {
 	// Reboot is the steps of the fast reboot, or why it cannot be placed.
 	Reboot(c Context) ([]journal.Step, error)
 	// RebootCommand asks the init system for a clean reboot.
-	RebootCommand() []string
+	RebootCommand(fsys rootfs.FS) []string
 	// Rebooting says, at shutdown, whether the machine is going down for
-	// a reboot (not a poweroff or halt).
-	Rebooting(fsys rootfs.FS) (bool, error)
+	// a reboot (not a poweroff or halt); getenv reads the environment the
+	// init system gave the glue. An error means it cannot tell.
+	Rebooting(fsys rootfs.FS, getenv func(string) string) (bool, error)
+	// RebootSignal says in a sentence how a shutdown tells a reboot from
+	// a poweroff on this machine, for doctor and install; every is false
+	// when some reboots (or all) go through the firmware all the same.
+	RebootSignal(fsys rootfs.FS) (how string, every bool)
 }
 
 // inits are the init systems, in the order they are looked for; the last
@@ -167,6 +175,41 @@ func sameDevice(fsys rootfs.FS, a, b string) bool {
 		return false
 	}
 	return sa.Dev == sb.Dev
+}
+
+// PID1 is the base name of the program that runs as PID 1 ("systemd",
+// "init", "openrc-init", "busybox"), or "" when it cannot be told.
+func PID1(fsys rootfs.FS) string {
+	if t, err := os.Readlink(fsys.Path("/proc/1/exe")); err == nil {
+		return path.Base(strings.TrimSuffix(t, " (deleted)"))
+	}
+	return ""
+}
+
+// RebootIntent records, for this boot, that kxboot reboot asked for the
+// reboot: where the init system cannot tell a reboot from a poweroff
+// (upstream busybox init runs the same shutdown for both), the fast reboot
+// acts only on this. /run lasts one boot; the boot id guards against a
+// copy that outlived it.
+const RebootIntent = "/run/kxboot/reboot-intent"
+
+// RecordRebootIntent writes RebootIntent.
+func RecordRebootIntent(fsys rootfs.FS) error {
+	if err := os.MkdirAll(fsys.Path(path.Dir(RebootIntent)), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(fsys.Path(RebootIntent), []byte(bootID(fsys)+"\n"), 0o644)
+}
+
+// rebootIntended says whether kxboot reboot asked for this boot's reboot.
+func rebootIntended(fsys rootfs.FS) bool {
+	s, err := fsys.ReadString(RebootIntent)
+	return err == nil && s != "" && s == bootID(fsys)
+}
+
+func bootID(fsys rootfs.FS) string {
+	s, _ := fsys.ReadString("/proc/sys/kernel/random/boot_id")
+	return s
 }
 
 // notInstalled is the refusal of a mode whose init system is absent.

@@ -67,12 +67,16 @@ func (systemd) Traces(job string) []string {
 	return []string{RebootUnit, RebootWants, ShutdownHook}
 }
 
-func (systemd) RebootCommand() []string { return []string{"systemctl", "reboot"} }
+func (systemd) RebootCommand(rootfs.FS) []string { return []string{"systemctl", "reboot"} }
+
+func (systemd) RebootSignal(rootfs.FS) (string, bool) {
+	return "systemd queues reboot.target for a reboot and poweroff.target for a poweroff; kxboot asks systemctl list-jobs when its unit is stopped, and the shutdown hook jumps only when systemd-shutdown says reboot", true
+}
 
 // Rebooting asks systemd for its pending jobs: a reboot has reboot.target
 // (or kexec.target) queued while the units are stopped; a poweroff has
 // poweroff.target.
-func (systemd) Rebooting(rootfs.FS) (bool, error) {
+func (systemd) Rebooting(rootfs.FS, func(string) string) (bool, error) {
 	out, err := exec.Command("systemctl", "list-jobs", "--no-legend", "--no-pager").Output()
 	if err != nil {
 		return false, err

@@ -56,10 +56,14 @@ func (sysvinit) Traces(job string) []string {
 	return []string{RebootScript, JumpScript}
 }
 
-func (sysvinit) RebootCommand() []string { return []string{"reboot"} }
+func (sysvinit) RebootCommand(rootfs.FS) []string { return []string{"reboot"} }
 
 // Rebooting: the glue runs in runlevel 6 alone, which is a reboot.
-func (sysvinit) Rebooting(rootfs.FS) (bool, error) { return true, nil }
+func (sysvinit) Rebooting(rootfs.FS, func(string) string) (bool, error) { return true, nil }
+
+func (sysvinit) RebootSignal(rootfs.FS) (string, bool) {
+	return "sysvinit runs kxboot's scripts in runlevel 6 (reboot) only; runlevel 0 (poweroff, halt) never loads or jumps", true
+}
 
 // updateRC registers an init script with update-rc.d, after saving the
 // boot order it renumbers.

@@ -125,7 +125,13 @@ func (m Machine) Reboot(o RebootOptions) error {
 	if err := m.journal().Apply(r); err != nil {
 		return err
 	}
-	m.Report("Installed the kxboot fast reboot for %s: reboot, shutdown -r and systemctl reboot now go through kexec into the next kernel (see kxboot reboot --dry-run); poweroff and halt are unchanged.", mode)
+	how, every := running.RebootSignal(m.FS)
+	if every {
+		m.Report("Installed the kxboot fast reboot for %s: reboot, shutdown -r and systemctl reboot now go through kexec into the next kernel (see kxboot reboot --dry-run); poweroff and halt are unchanged.", mode)
+	} else {
+		m.Report("Installed the kxboot fast reboot for %s: kxboot reboot now goes through kexec into the next kernel (see kxboot reboot --dry-run); a plain reboot, poweroff and halt are unchanged.", mode)
+	}
+	m.Report("How this machine tells a reboot from a poweroff: %s.", how)
 	m.Report("One reboot through the firmware: kxboot reboot --firmware. Undo it with: kxboot uninstall reboot")
 	return nil
 }

@@ -63,7 +63,7 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 			os.Remove(f.fs.Path("/etc/rc" + string(rl) + ".d/S03kxboot-confirm"))
 		}
 		return os.WriteFile(f.fs.Path("/etc/init.d/.depend.start"), []byte("TARGETS = rsyslog\n"), 0o644)
-	case name == "systemctl" || name == "rc-service":
+	case name == "systemctl" || name == "rc-service" || name == "kill":
 		return nil
 	case name == "update-rc.d" && strings.HasPrefix(args[0], "kxboot-reboot") && args[1] == "defaults":
 		// insserv: K links in runlevel 6 only.
@@ -671,7 +671,7 @@ func TestRebootInstall(t *testing.T) {
 	fsys, run := debian(t, "openrc")
 	before := snapshot(t, fsys)
 	err := machineFor(fsys, run, new([]string)).Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"})
-	if err == nil || !strings.Contains(err.Error(), initsys.OpenRCUmountRoot+" does not exist") || !strings.Contains(err.Error(), "nothing was installed") {
+	if err == nil || !strings.Contains(err.Error(), "neither "+initsys.OpenRCUmountRoot) || !strings.Contains(err.Error(), "nothing was installed") || !strings.Contains(err.Error(), "rc-update add mount-ro shutdown") {
 		t.Errorf("openrc without %s: %v", initsys.OpenRCUmountRoot, err)
 	}
 	if d := diff(before, snapshot(t, fsys)); d != "" {
@@ -688,5 +688,102 @@ func TestRebootInstall(t *testing.T) {
 	}
 	if fsys.Exists(initsys.RebootUnit) || !fsys.Exists(initsys.SystemdUnit) {
 		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v", fsys.Exists(initsys.RebootUnit), fsys.Exists(initsys.SystemdUnit))
+	}
+}
+
+// alpine is an OpenRC machine laid out as Alpine, Gentoo and openrc-init
+// are: a shutdown runlevel with killprocs, savecache and mount-ro, and no
+// Debian off runlevel. pid1 is the program /proc/1/exe leads to; a busybox
+// binary with ::reboot: holds the patched action table.
+func alpine(t *testing.T, pid1 string, patched bool) (rootfs.FS, *fakeRunner) {
+	fsys, run := debian(t, "openrc")
+	for _, svc := range []string{"killprocs", "savecache", "mount-ro"} {
+		rootfstest.Write(t, fsys, "/etc/init.d/"+svc, []byte("#!/sbin/openrc-run\n"))
+		os.MkdirAll(fsys.Path(initsys.OpenRCShutdown), 0o755)
+		os.Symlink("/etc/init.d/"+svc, fsys.Path(initsys.OpenRCShutdown+"/"+svc))
+	}
+	table := "sysinit\x00wait\x00once\x00respawn\x00askfirst\x00ctrlaltdel\x00shutdown\x00restart\x00"
+	if patched {
+		table = "sysinit\x00wait\x00once\x00respawn\x00askfirst\x00ctrlaltdel\x00shutdown\x00reboot\x00restart\x00"
+	}
+	rootfstest.Write(t, fsys, "/bin/busybox", []byte("\x7fELF..."+table+"..."))
+	rootfstest.Write(t, fsys, "/sbin/openrc-init", []byte("\x7fELF"))
+	rootfstest.Write(t, fsys, initsys.Inittab, []byte("::sysinit:/sbin/openrc sysinit\n::wait:/sbin/openrc default\n::shutdown:/sbin/openrc shutdown\n"))
+	os.MkdirAll(fsys.Path("/proc/1"), 0o755)
+	os.Symlink(pid1, fsys.Path("/proc/1/exe"))
+	return fsys, run
+}
+
+// TestRebootInstallShutdownLayout: the load in the default runlevel, the
+// jump in the shutdown runlevel; on a busybox init with ::reboot: the
+// inittab line, with init told to read it, and all of it undone exactly.
+func TestRebootInstallShutdownLayout(t *testing.T) {
+	for _, tt := range []struct {
+		name, pid1 string
+		patched    bool
+		wantLine   bool
+		says       string
+	}{
+		{"gentoo", "/sbin/init", false, false, "init runs \"openrc reboot\""},
+		{"openrc-init", "/sbin/openrc-init", false, false, "openrc-init runs \"openrc reboot\""},
+		{"busybox-patched", "/bin/busybox", true, true, "busybox init runs its ::reboot: lines"},
+		{"busybox-upstream", "/bin/busybox", false, false, "only kxboot reboot"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys, run := alpine(t, tt.pid1, tt.patched)
+			before := snapshot(t, fsys)
+			var out []string
+			m := machineFor(fsys, run, &out)
+			if err := m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"}); err != nil {
+				t.Fatal(err)
+			}
+			after := snapshot(t, fsys)
+			for p, want := range map[string]string{
+				initsys.OpenRCDefault + "/kxboot-reboot":       "link " + initsys.RebootScript,
+				initsys.OpenRCShutdown + "/kxboot-reboot-jump": "link " + initsys.JumpScript,
+				"/etc/runlevels/off/kxboot-reboot":             "",
+			} {
+				if after[p] != want {
+					t.Errorf("%s is %q; want %q", p, after[p], want)
+				}
+			}
+			jump, _ := fsys.ReadFile(initsys.JumpScript)
+			if !strings.Contains(string(jump), "\tafter killprocs savecache mount-ro\n") || !strings.Contains(string(jump), "start() {\n\t/usr/local/sbin/kxboot reboot --jump\n") {
+				t.Errorf("jump service:\n%s", jump)
+			}
+			tab, _ := fsys.ReadFile(initsys.Inittab)
+			hasLine := strings.Contains(string(tab), initsys.RebootLine+"\n::shutdown:")
+			if hasLine != tt.wantLine {
+				t.Errorf("inittab (want the ::reboot: line: %v):\n%s", tt.wantLine, tab)
+			}
+			hups := strings.Count(strings.Join(run.ran, "\n"), "kill -HUP 1")
+			if (hups == 1) != tt.wantLine {
+				t.Errorf("init told to reread its table %d times: %q", hups, run.ran)
+			}
+			if says, _ := initsys.Running(fsys).RebootSignal(fsys); !strings.Contains(says, tt.says) {
+				t.Errorf("RebootSignal = %q; want %q in it", says, tt.says)
+			}
+			if said := strings.Join(out, "\n"); !strings.Contains(said, "How this machine tells a reboot from a poweroff: ") || !strings.Contains(said, tt.says) || strings.Contains(said, "reboot, shutdown -r") == (tt.name == "busybox-upstream") {
+				t.Errorf("install said:\n%s", said)
+			}
+			if err := m.Uninstall(); err != nil {
+				t.Fatal(err)
+			}
+			if d := diff(before, snapshot(t, fsys)); d != "" {
+				t.Errorf("uninstall did not restore the tree:\n%s", d)
+			}
+			if hups := strings.Count(strings.Join(run.ran, "\n"), "kill -HUP 1"); tt.wantLine && hups != 2 {
+				t.Errorf("init was not told to reread its table after the undo: %q", run.ran)
+			}
+		})
+	}
+	// A busybox table with a ::reboot: line of the owner's is left alone.
+	fsys, run := alpine(t, "/bin/busybox", true)
+	rootfstest.Write(t, fsys, initsys.Inittab, []byte("::reboot:/sbin/openrc reboot\n::shutdown:/sbin/openrc shutdown\n"))
+	if err := machineFor(fsys, run, new([]string)).Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"}); err != nil {
+		t.Fatal(err)
+	}
+	if tab, _ := fsys.ReadFile(initsys.Inittab); strings.Count(string(tab), "::reboot:") != 1 {
+		t.Errorf("inittab:\n%s", tab)
 	}
 }

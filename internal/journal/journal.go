@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,8 +49,11 @@ func Path(job string) string {
 type Step struct {
 	// Kind: "file" (created with Content's hash), "link" (created,
 	// pointing at Target), "dir" (created), "rename" (Path moved to
-	// Target), "command" (Do run; Undo reverses it), "rcsnap" (the
-	// sysvinit boot order saved, put back at undo).
+	// Target), "command" (Do run; Undo reverses it; either may be
+	// empty), "line" (the line Target put into the file Path before its
+	// first line that starts with Before, or at its end; undo takes that
+	// line out again), "rcsnap" (the sysvinit boot order saved, put back
+	// at undo).
 	Kind   string   `json:"kind"`
 	Path   string   `json:"path,omitempty"`
 	Target string   `json:"target,omitempty"`
@@ -57,6 +61,7 @@ type Step struct {
 	Mode   uint32   `json:"mode,omitempty"`
 	Do     []string `json:"do,omitempty"`
 	Undo   []string `json:"undo,omitempty"`
+	Before string   `json:"before,omitempty"`
 	// Saved is, for "rcsnap", the sysvinit boot order as it was: each
 	// /etc/rc?.d link and its target, each /etc/init.d/.depend.* and its text.
 	Saved map[string]string `json:"saved,omitempty"`
@@ -77,8 +82,16 @@ func Link(p, target string) Step { return Step{Kind: "link", Path: p, Target: ta
 // Rename is the step that moves p to target.
 func Rename(p, target string) Step { return Step{Kind: "rename", Path: p, Target: target} }
 
-// Command is the step that runs do, undone by running undo.
+// Command is the step that runs do, undone by running undo; a nil do or
+// undo runs nothing (a reload that must come after a change, or be undone
+// after its undo, is planned as two steps).
 func Command(do, undo []string) Step { return Step{Kind: "command", Do: do, Undo: undo} }
+
+// Line is the step that puts line into the file p before its first line
+// that starts with before ("" or none: at its end).
+func Line(p, line, before string) Step {
+	return Step{Kind: "line", Path: p, Target: line, Before: before}
+}
 
 // SaveBootOrder is the step that saves the sysvinit boot order, to put it
 // back at undo (see rcorder.go). Plan it before every update-rc.d: Tidy
@@ -256,10 +269,18 @@ func (j Journal) do(s *Step) error {
 	case "rcsnap":
 		s.Saved = bootOrder(j.FS)
 	case "command":
+		if len(s.Do) == 0 {
+			return nil
+		}
 		if err := j.Run.Run(s.Do[0], s.Do[1:]...); err != nil {
 			return err
 		}
 		j.Report("ran %s", strings.Join(s.Do, " "))
+	case "line":
+		if err := j.editLines(s.Path, func(lines []string) []string { return insertLine(lines, s.Target, s.Before) }); err != nil {
+			return err
+		}
+		j.Report("added %q to %s", s.Target, s.Path)
 	}
 	return nil
 }
@@ -319,6 +340,9 @@ func (j Journal) inPlace(s *Step) bool {
 		return err == nil
 	case "command":
 		return true // the undo commands are safe to run when nothing is there
+	case "line":
+		b, err := os.ReadFile(hp)
+		return err == nil && slices.Contains(strings.Split(string(b), "\n"), s.Target)
 	case "rcsnap":
 		return s.Saved != nil
 	}
@@ -390,10 +414,71 @@ func (j Journal) undo(s *Step) error {
 	case "rcsnap":
 		j.restoreBootOrder(s.Saved)
 	case "command":
+		if len(s.Undo) == 0 {
+			return nil
+		}
 		if err := j.Run.Run(s.Undo[0], s.Undo[1:]...); err != nil {
 			return err
 		}
 		j.Report("ran %s", strings.Join(s.Undo, " "))
+	case "line":
+		gone := true
+		err := j.editLines(s.Path, func(lines []string) []string {
+			if i := slices.Index(lines, s.Target); i >= 0 {
+				gone = false
+				return slices.Delete(lines, i, i+1)
+			}
+			return lines
+		})
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || err == nil && gone:
+			j.Report("%q is already gone from %s", s.Target, s.Path)
+		case err != nil:
+			return err
+		default:
+			j.Report("took %q out of %s", s.Target, s.Path)
+		}
 	}
 	return nil
+}
+
+// editLines rewrites the file p through edit, keeping its mode; a file
+// that edit leaves as it was is not written.
+func (j Journal) editLines(p string, edit func([]string) []string) error {
+	hp := j.FS.Path(p)
+	st, err := os.Stat(hp)
+	if err != nil {
+		return fmt.Errorf("cannot edit %s: %w", p, err)
+	}
+	b, err := os.ReadFile(hp)
+	if err != nil {
+		return fmt.Errorf("cannot edit %s: %w", p, err)
+	}
+	lines := strings.Split(string(b), "\n")
+	edited := strings.Join(edit(slices.Clone(lines)), "\n")
+	if edited == string(b) {
+		return nil
+	}
+	if err := atomicfile.Write(hp, []byte(edited), st.Mode().Perm()); err != nil {
+		return fmt.Errorf("cannot write %s: %w", p, err)
+	}
+	return nil
+}
+
+// insertLine puts line before the first of lines that starts with before,
+// or at the end (before the empty string a final newline leaves).
+func insertLine(lines []string, line, before string) []string {
+	at := len(lines)
+	if at > 0 && lines[at-1] == "" {
+		at--
+	}
+	if before != "" {
+		for i, l := range lines {
+			if strings.HasPrefix(l, before) {
+				at = i
+				break
+			}
+		}
+	}
+	return slices.Insert(lines, at, line)
 }

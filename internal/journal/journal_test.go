@@ -130,3 +130,49 @@ func TestApplyRefusesWhatIsInTheWay(t *testing.T) {
 		t.Errorf("a refused apply changed the tree")
 	}
 }
+
+// TestLine: a line goes in before the anchor and comes out exactly; the
+// owner's edits elsewhere in the file stay; the reload commands around it
+// run after the change and after its undo.
+func TestLine(t *testing.T) {
+	j, r, _ := newJournal(t)
+	const tab = "::sysinit:/sbin/openrc sysinit\n::shutdown:/sbin/openrc shutdown\n"
+	rootfstest.Write(t, j.FS, "/etc/inittab", []byte(tab))
+	os.Chmod(j.FS.Path("/etc/inittab"), 0o600)
+	hup := []string{"kill", "-HUP", "1"}
+	rec := &Record{Job: JobReboot, Steps: []Step{
+		Command(nil, hup),
+		Line("/etc/inittab", "::reboot:/sbin/openrc reboot", "::shutdown:"),
+		Command(hup, nil),
+	}}
+	if err := j.Apply(rec); err != nil {
+		t.Fatal(err)
+	}
+	want := "::sysinit:/sbin/openrc sysinit\n::reboot:/sbin/openrc reboot\n::shutdown:/sbin/openrc shutdown\n"
+	if b, _ := j.FS.ReadFile("/etc/inittab"); string(b) != want {
+		t.Errorf("inittab after apply:\n%s", b)
+	}
+	if st, _ := os.Stat(j.FS.Path("/etc/inittab")); st.Mode().Perm() != 0o600 {
+		t.Errorf("inittab's mode became %v", st.Mode())
+	}
+	// The owner adds a line of their own meanwhile.
+	b, _ := j.FS.ReadFile("/etc/inittab")
+	rootfstest.Write(t, j.FS, "/etc/inittab", append(b, "ttyS0::respawn:/sbin/getty -L 0 ttyS0 vt100\n"...))
+	if err := j.Undo(rec); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := j.FS.ReadFile("/etc/inittab"); string(b) != tab+"ttyS0::respawn:/sbin/getty -L 0 ttyS0 vt100\n" {
+		t.Errorf("inittab after undo:\n%s", b)
+	}
+	if got := strings.Join(r.ran, "; "); got != "kill -HUP 1; kill -HUP 1" {
+		t.Errorf("commands: %s", got)
+	}
+	// Without the anchor the line goes at the end; a second undo finds it gone.
+	if got := insertLine([]string{"a", "b", ""}, "x", "::shutdown:"); strings.Join(got, "\n") != "a\nb\nx\n" {
+		t.Errorf("insertLine = %q", got)
+	}
+	rec.Steps[1].Done = true
+	if err := j.Undo(rec); err != nil {
+		t.Errorf("a second undo: %v", err)
+	}
+}

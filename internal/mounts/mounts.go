@@ -142,6 +142,29 @@ var virtual = map[string]bool{
 	"nfs": true, "nfs4": true, "cifs": true, "fuse": true, "nsfs": true,
 }
 
+// holdsData says whether m is a disk file system mounted writable: what a
+// jump or a reset would leave unclean.
+func holdsData(m Mount) bool {
+	return !m.ReadOnly() && !virtual[m.Type] && !strings.HasPrefix(m.Type, "fuse.")
+}
+
+// Writable lists the mount points of the disk file systems still mounted
+// writable; nil also when the mounts cannot be read (no /proc: nothing can
+// be told, and the caller goes on as it would have).
+func Writable(fsys rootfs.FS) []string {
+	ms, err := List(fsys)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range ms {
+		if holdsData(m) {
+			out = append(out, m.Point)
+		}
+	}
+	return out
+}
+
 // RemountReadOnly syncs and remounts every writable disk file system
 // read-only, last mounted first, the way a clean shutdown leaves them, and
 // keeps their other flags: a nosuid or noexec mount stays so. What
@@ -156,7 +179,7 @@ func RemountReadOnly(fsys rootfs.FS, sys Sys) error {
 	// Last mounted first, as umount -a goes: a mount sits on those before it.
 	var disks []Mount
 	for i := len(ms) - 1; i >= 0; i-- {
-		if m := ms[i]; !m.ReadOnly() && !virtual[m.Type] && !strings.HasPrefix(m.Type, "fuse.") {
+		if m := ms[i]; holdsData(m) {
 			disks = append(disks, m)
 		}
 	}
