@@ -396,6 +396,7 @@ func generatedScripts(bin string) []generatedScript {
 		generatedScript{"openrc-confirm", path.Base(ConfirmScript), "#!/sbin/openrc-run", openrcConfirmScript(bin), false},
 		generatedScript{"openrc-reboot", path.Base(RebootScript), "#!/sbin/openrc-run", openrcRebootScript(bin), false},
 		generatedScript{"openrc-reboot-jump", path.Base(JumpScript), "#!/sbin/openrc-run", openrcJumpScript(bin), false},
+		generatedScript{"openrc-shutdown-jump", path.Base(JumpScript), "#!/sbin/openrc-run", openrcShutdownJumpScript(bin), false},
 	)
 }
 
