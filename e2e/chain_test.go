@@ -58,6 +58,10 @@ type chainCase struct {
 	// until kxboot reset. The watcher and its reboot are the systemd
 	// unit's (the tiny guest's TestTriesDeadline shows them under PID 1).
 	deadline bool
+	// layout turns the OpenRC image into a machine laid out like another
+	// distribution's (harness.OpenRCLayouts): busybox init, Alpine's PID
+	// 1, as the original init.
+	layout string
 	// after adds a boot after the uninstall, which must come up on the
 	// original init with nothing installed. In the other cases the
 	// snapshot shows that /sbin, the diversions and the services are byte
@@ -70,7 +74,10 @@ var chainCases = []chainCase{
 	{name: "wrapper-sysvinit", flavour: harness.Sysvinit, mode: "wrapper", initPkg: "sysvinit-core", after: true},
 	{name: "systemd", flavour: harness.Systemd, mode: "systemd", deadline: true},
 	{name: "sysvinit", flavour: harness.Sysvinit, mode: "sysvinit", breakWith: "kernel"},
-	{name: "openrc", flavour: harness.OpenRC, mode: "openrc"},
+	// OpenRC's chain service is the same on every layout; it runs here
+	// under busybox init with an Alpine-style inittab, Alpine's way (no
+	// dpkg there, so auto chooses the running init's service).
+	{name: "openrc-busybox", flavour: harness.OpenRC, mode: "openrc", layout: harness.LayoutBusybox},
 }
 
 // TestChain installs the chain boot in each mode inside a Debian guest and
@@ -127,6 +134,13 @@ step initlink readlink /sbin/init
 step orig ls -l /sbin/init.kxboot-orig
 step divert dpkg-divert --list /sbin/init
 `
+	}
+	if c.layout != "" {
+		l, err := harness.LayoutOf(harness.AMD64, c.layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, l.Files...)
 	}
 	breakConfig, reason := "", ""
 	if c.breakWith == "kernel" {

@@ -55,6 +55,24 @@ func TestFastReboot(t *testing.T) {
 	}
 }
 
+// resetsWere checks that the guest has seen want firmware resets before
+// boot n (a kexec is none).
+func (dg *diskGuest) resetsWere(n, want int) {
+	dg.t.Helper()
+	if got := dg.g.Resets(); got != want {
+		dg.errorf("before boot %d: %d firmware resets; want %d", n, got, want)
+	}
+}
+
+// wasClean checks, by boot n's "recovery" step (clean), that the shutdown
+// before it left the file systems clean: ext4 replayed no journal.
+func (dg *diskGuest) wasClean(n int) {
+	dg.t.Helper()
+	if got := dg.step(fmt.Sprint(n), "recovery").Stdout(); got != "0" {
+		dg.errorf("boot %d: ext4 replayed its journal (%s times): the file systems were not unmounted cleanly", n, got)
+	}
+}
+
 // fastRebootRun follows the boots of TestFastReboot; missing adds boot 4.
 func fastRebootRun(t *testing.T, flavour string, missing bool) {
 	a, b := kernels(t)
@@ -97,18 +115,7 @@ kx_idle`),
 		files = append(files, harness.BootScript(4, clean+"mv /root/kernel-B "+kB+"\n"+last))
 	}
 	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = boots + 1; o.Timeout = 15 * time.Minute }, files...)
-	resets := func(n, want int) {
-		t.Helper()
-		if got := dg.g.Resets(); got != want {
-			dg.errorf("before boot %d: %d firmware resets; want %d", n, got, want)
-		}
-	}
-	isClean := func(n int) {
-		t.Helper()
-		if got := dg.step(fmt.Sprint(n), "recovery").Stdout(); got != "0" {
-			dg.errorf("boot %d: ext4 replayed its journal (%s times): the file systems were not unmounted cleanly", n, got)
-		}
-	}
+	resets, isClean := dg.resetsWere, dg.wasClean
 	loader := func(s *harness.Report, n int, want string) {
 		t.Helper()
 		if got, _ := s.Get("loader"); got != want {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kxboot/kxboot/internal/fastreboot"
+	"github.com/kxboot/kxboot/internal/initsys"
+	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
@@ -249,5 +252,46 @@ func TestVersion(t *testing.T) {
 	m := newMachine(t)
 	if out := m.mustRun("version"); !strings.HasPrefix(out, "kxboot ") {
 		t.Errorf("version: %q", out)
+	}
+}
+
+// runs records the distribution's commands kxboot runs.
+type runs struct{ ran []string }
+
+func (r *runs) Run(name string, args ...string) error {
+	r.ran = append(r.ran, strings.Join(append([]string{name}, args...), " "))
+	return nil
+}
+
+// TestReboot: kxboot reboot asks the running init for the reboot (its own
+// command), after recording its intent for this boot; --firmware sets the
+// one-shot flag and unloads; without the fast reboot installed it says so.
+func TestReboot(t *testing.T) {
+	m := newMachine(t)
+	r := &runs{}
+	m.env.Runner = r
+	m.write("/proc/sys/kernel/random/boot_id", []byte("boot-7\n"))
+	if code := m.run("reboot"); code != 1 || !strings.Contains(m.err.String(), "the fast reboot is not installed") || len(r.ran) != 0 {
+		t.Fatalf("reboot without the install: exit %d, %q, ran %q", code, m.err, r.ran)
+	}
+	m.write(journal.Path(journal.JobReboot), []byte(`{"job":"reboot","mode":"openrc","steps":[]}`))
+	m.write("/run/openrc/softlevel", []byte("default"))
+	os.MkdirAll(m.fs.Path("/proc/1"), 0o755)
+	os.Symlink("/usr/sbin/openrc-init", m.fs.Path("/proc/1/exe"))
+	out := m.mustRun("reboot")
+	if !strings.Contains(out, "kxboot: rebooting through kexec into /boot/vmlinuz-"+newest) || strings.Join(r.ran, "; ") != "openrc-shutdown -r now" {
+		t.Errorf("reboot said %q and ran %q", out, r.ran)
+	}
+	if b, err := m.fs.ReadFile(initsys.RebootIntent); err != nil || string(b) != "boot-7\n" {
+		t.Errorf("the intent: %q, %v", b, err)
+	}
+	r.ran = nil
+	m.mustRun("load")
+	out = m.mustRun("reboot", "--firmware")
+	if !strings.Contains(out, "through the firmware, once") || strings.Join(r.ran, "; ") != "openrc-shutdown -r now" || !m.fs.Exists(fastreboot.FirmwareFlag) {
+		t.Errorf("reboot --firmware said %q and ran %q", out, r.ran)
+	}
+	if l, _ := m.env.Engine.Loaded(); l {
+		t.Error("reboot --firmware left a kernel loaded")
 	}
 }
