@@ -25,16 +25,16 @@ const slotsEnv = "KXBOOT_E2E_SLOTS"
 // (docs/testing.md); a case not listed counts as defaultCost. Only the
 // order matters: keep the list roughly current when cases change.
 var caseCost = map[string]float64{
-	"TestTriesControl":                  135,
+	"TestTriesControl":                  75,
 	"TestChain/systemd":                 170,
-	"TestFastReboot/openrc":             150,
+	"TestFastReboot/openrc":             130,
 	"TestChainArm64/wrapper":            135,
 	"TestChainArm64/systemd":            105,
 	"TestChain/wrapper-sysvinit":        105,
 	"TestChain/openrc-busybox":          125,
-	"TestFastRebootLayouts/openrc-init": 175,
-	"TestFastRebootLayouts/gentoo":      170,
-	"TestFastRebootLayouts/busybox":     170,
+	"TestFastRebootLayouts/openrc-init": 190,
+	"TestFastRebootLayouts/gentoo":      130,
+	"TestFastRebootLayouts/busybox":     190,
 	"TestFastReboot/systemd":            115,
 	"TestChain/wrapper-systemd":         100,
 	"TestChain/sysvinit":                87,
