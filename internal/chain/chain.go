@@ -17,6 +17,7 @@ import (
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/tries"
+	"github.com/kxboot/kxboot/internal/watchdog"
 )
 
 // Input is everything the decision looks at.
@@ -241,13 +242,19 @@ func Run(env Env) Decision {
 	env.Logf("kxboot: chain: loaded %s with %s; command line: %s", in.Plan.Kernel, res.Syscall, in.Plan.Cmdline)
 	armed := false
 	if env.ArmWatchdog != nil && in.Config.Watchdog {
-		what, err := env.ArmWatchdog(time.Duration(in.Config.HealthDeadline) * time.Second)
-		switch {
-		case err != nil:
-			env.Logf("kxboot: chain: watchdog: %v", err)
-		case what != "":
-			armed = true
-			env.Logf("kxboot: chain: watchdog: %s", what)
+		// A watchdog the owner's kernel has no driver for would reset it
+		// after a good boot too: not armed, and said why.
+		if ok, _, why := watchdog.NextKernelCanStop(env.FS, in.Plan.Release); !ok {
+			env.Logf("kxboot: chain: watchdog: not armed: %s", why)
+		} else {
+			what, err := env.ArmWatchdog(time.Duration(in.Config.HealthDeadline) * time.Second)
+			switch {
+			case err != nil:
+				env.Logf("kxboot: chain: watchdog: %v", err)
+			case what != "":
+				armed = true
+				env.Logf("kxboot: chain: watchdog: %s", what)
+			}
 		}
 	}
 	// The try is durable before the jump: a kernel that never comes back

@@ -19,6 +19,7 @@ import (
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
 	"github.com/kxboot/kxboot/internal/tries"
+	"github.com/kxboot/kxboot/internal/watchdog"
 )
 
 func TestDecide(t *testing.T) {
@@ -312,3 +313,35 @@ func TestPanicParam(t *testing.T) {
 }
 
 func fmtS(f string, a ...any) string { return fmt.Sprintf(f, a...) }
+
+// TestWatchdogNeedsTheNextKernelsDriver: the watchdog is armed only when
+// the owner's kernel has a driver to stop it after a good boot.
+func TestWatchdogNeedsTheNextKernelsDriver(t *testing.T) {
+	for _, tt := range []struct {
+		name, dep string
+		armed     bool
+	}{
+		{"driver as a module", "kernel/drivers/watchdog/i6300esb.ko: kernel/drivers/watchdog/watchdog.ko\n", true},
+		{"no driver", "kernel/drivers/watchdog/softdog.ko:\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, "KERNEL=/boot/vmlinuz-6.1.0-56-cloud-amd64\nABORT_SECONDS=0\n")
+			rootfstest.Write(t, m.fs, "/lib/modules/6.1.0-56-cloud-amd64/modules.dep", []byte(tt.dep))
+			os.MkdirAll(m.fs.Path(watchdog.SysDir+"/device"), 0o755)
+			os.Symlink("../../../bus/pci/drivers/i6300esb", m.fs.Path(watchdog.SysDir+"/device/driver"))
+			armed := false
+			m.env.ArmWatchdog = func(time.Duration) (string, error) { armed = true; return "armed", nil }
+			m.sys.ExecErr = unix.EINVAL
+			Run(m.env)
+			if armed != tt.armed {
+				t.Errorf("armed = %v; want %v; log %q", armed, tt.armed, m.log)
+			}
+			said := slices.ContainsFunc(m.log, func(s string) bool {
+				return strings.Contains(s, "watchdog: not armed: kernel 6.1.0-56-cloud-amd64 has no i6300esb driver")
+			})
+			if said == tt.armed {
+				t.Errorf("log %q", m.log)
+			}
+		})
+	}
+}

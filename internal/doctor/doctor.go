@@ -108,7 +108,28 @@ func Run(in Input) []Check {
 	add(c)
 	add(checkRootDevice(in, p))
 	add(checkMemory(in, size+isize))
+	if c, ok := checkNextWatchdog(in, p); ok {
+		add(c)
+	}
 	return out
+}
+
+// checkNextWatchdog says whether the kernel to hop into can stop the
+// watchdog kxboot arms before the hop; nothing when there is no watchdog
+// or it cannot be told.
+func checkNextWatchdog(in Input, p plan.Plan) (Check, bool) {
+	if !in.FS.Exists(watchdog.Device) {
+		return Check{}, false
+	}
+	ok, known, why := watchdog.NextKernelCanStop(in.FS, p.Release)
+	switch {
+	case !known:
+		return Check{}, false
+	case !ok:
+		return Check{"watchdog driver", Warn, why + "; kxboot does not arm it for that kernel",
+			"install that kernel's module package (the one with " + watchdog.Driver(in.FS) + "), or hop into a kernel that has the driver"}, true
+	}
+	return Check{"watchdog driver", OK, fmt.Sprintf("kernel %s has the %s driver: it can stop the watchdog armed before the hop", p.Release, watchdog.Driver(in.FS)), ""}, true
 }
 
 func checkRoot(in Input) Check {

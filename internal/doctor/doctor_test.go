@@ -10,6 +10,7 @@ import (
 
 	"github.com/kxboot/kxboot/internal/fdt"
 	"github.com/kxboot/kxboot/internal/kexec"
+	"github.com/kxboot/kxboot/internal/plan"
 
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/watchdog"
@@ -167,5 +168,24 @@ func TestAlpine(t *testing.T) {
 	rootfstest.Write(t, fsys, "/bin/busybox", []byte("\x7fELF ctrlaltdel\x00shutdown\x00reboot\x00restart\x00"))
 	if c = checkRebootPath(Input{FS: fsys}); c.Status != OK || !strings.Contains(c.Message, "::reboot:") {
 		t.Errorf("reboot path under Alpine's busybox: %+v", c)
+	}
+}
+
+// TestNextWatchdog: doctor warns when the kernel to hop into has no driver
+// for the watchdog kxboot would arm, and says nothing it cannot tell.
+func TestNextWatchdog(t *testing.T) {
+	fsys := rootfstest.Tree(t, withWatchdog(map[string]string{
+		"/lib/modules/6.1.0-57-cloud-amd64/modules.dep": "kernel/drivers/watchdog/softdog.ko:\n",
+		"/lib/modules/6.1.0-57-amd64/modules.builtin":   "kernel/drivers/watchdog/iTCO_wdt.ko\n",
+	}), map[string]string{watchdog.SysDir + "/device/driver": "../../../bus/platform/drivers/iTCO_wdt"})
+	in := Input{FS: fsys}
+	if c, ok := checkNextWatchdog(in, plan.Plan{Release: "6.1.0-57-cloud-amd64"}); !ok || c.Status != Warn || !strings.Contains(c.Message, "has no iTCO_wdt driver") {
+		t.Errorf("a kernel without the driver: %+v", c)
+	}
+	if c, ok := checkNextWatchdog(in, plan.Plan{Release: "6.1.0-57-amd64"}); !ok || c.Status != OK {
+		t.Errorf("a kernel with the driver built in: %+v", c)
+	}
+	if c, ok := checkNextWatchdog(in, plan.Plan{Release: "6.1.0-99-amd64"}); ok {
+		t.Errorf("a kernel with no module tree: %+v", c)
 	}
 }
