@@ -84,6 +84,23 @@ func (f *fakeRunner) Run(name string, args ...string) error {
 	return fmt.Errorf("unexpected command %s", line)
 }
 
+// initFiles are what each init system adds to a Debian machine; "->"
+// starts a link's target.
+var initFiles = map[string]map[string]string{
+	"systemd": {
+		"/lib/systemd/systemd":                     "systemd",
+		"/lib/systemd/system/boot-complete.target": "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\n",
+		"/run/systemd/system/.keep":                "",
+		"/sbin/init":                               "->../lib/systemd/systemd",
+	},
+	"sysvinit": {"/sbin/init": "sysvinit"},
+	"openrc": {
+		"/sbin/init":            "sysvinit",
+		"/sbin/openrc-run":      "openrc-run",
+		"/run/openrc/softlevel": "default",
+	},
+}
+
 // debian is a Debian 12 machine; init is "systemd", "sysvinit" or "openrc".
 func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 	files := map[string]string{
@@ -100,18 +117,12 @@ func debian(t *testing.T, init string) (rootfs.FS, *fakeRunner) {
 		"/etc/systemd/system/README":         "units\n",
 	}
 	links := map[string]string{}
-	switch init {
-	case "systemd":
-		files["/lib/systemd/systemd"] = "systemd"
-		files["/lib/systemd/system/boot-complete.target"] = "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\n"
-		files["/run/systemd/system/.keep"] = ""
-		links["/sbin/init"] = "../lib/systemd/systemd"
-	case "sysvinit":
-		files["/sbin/init"] = "sysvinit"
-	case "openrc":
-		files["/sbin/init"] = "sysvinit"
-		files["/sbin/openrc-run"] = "openrc-run"
-		files["/run/openrc/softlevel"] = "default"
+	for p, v := range initFiles[init] {
+		if t, ok := strings.CutPrefix(v, "->"); ok {
+			links[p] = t
+		} else {
+			files[p] = v
+		}
 	}
 	links["/etc/rcS.d/S04checkroot.sh"] = "../init.d/checkroot.sh"
 	links["/etc/rc6.d/K02umountroot"] = "../init.d/umountroot"
