@@ -96,7 +96,7 @@ func Read(fsys rootfs.FS, loaded Loader) State {
 	}
 	s.Reboot, _ = journal.Read(fsys, journal.JobReboot)
 	s.NextBoot = chain.Decide(s.In)
-	s.NextReboot = fastreboot.Plan(fsys, s.In)
+	s.NextReboot = fastreboot.PlanFor(fsys, s.In, s.Chain != nil, s.Reboot != nil)
 	if loaded != nil {
 		s.Loaded, s.LoadedErr = loaded.Loaded()
 	}

@@ -92,11 +92,16 @@ type Next struct {
 
 // Plan reads what the next reboot does, from the input chain.Gather read.
 func Plan(fsys rootfs.FS, in chain.Input) Next {
-	n := Next{Installed: journal.Installed(fsys, journal.JobReboot)}
+	return PlanFor(fsys, in, journal.Installed(fsys, journal.JobChain), journal.Installed(fsys, journal.JobReboot))
+}
+
+// PlanFor is Plan for a caller that has read the install records already.
+func PlanFor(fsys rootfs.FS, in chain.Input, chainInstalled, rebootInstalled bool) Next {
+	n := Next{Installed: rebootInstalled}
 	if ok, why := FirmwareRequested(fsys); ok {
 		n.Firmware = why
 	}
-	n.Choice = Decide(in, journal.Installed(fsys, journal.JobChain))
+	n.Choice = Decide(in, chainInstalled)
 	return n
 }
 
@@ -224,7 +229,11 @@ func Jump(e Env) {
 	}
 	if rw := mounts.Writable(e.FS); len(rw) > 0 {
 		e.Engine.Unload()
-		e.Logf("kxboot: reboot: %s still writable, and a jump would lose what is not written; the reboot goes through the firmware", strings.Join(rw, ", ")+map[bool]string{true: " is", false: " are"}[len(rw) == 1])
+		verb := "are"
+		if len(rw) == 1 {
+			verb = "is"
+		}
+		e.Logf("kxboot: reboot: %s %s still writable, and a jump would lose what is not written; the reboot goes through the firmware", strings.Join(rw, ", "), verb)
 		return
 	}
 	// Loaded, or sysfs is already gone: the kernel refuses the jump when

@@ -66,14 +66,23 @@ func (m Machine) Chain(o Options) error {
 	if err != nil {
 		return err
 	}
-	c := m.context(o.Binary, o.Kernel)
+	// The config as it is now: the kernel's directory for the early
+	// service, or a recipe's file to take over when kxboot has none.
+	cfg, cfgErr := config.Load(m.FS)
+	dir := "/boot"
+	if cfgErr == nil && cfg.Kernel != "" {
+		dir = path.Dir(cfg.Kernel)
+	} else if o.Kernel != "" {
+		dir = path.Dir(o.Kernel)
+	}
+	c := m.context(o.Binary, dir)
 	if err := m.preflight(place, c); err != nil {
 		return err
 	}
 	if o.Given && m.FS.Exists(config.Path) {
 		return fmt.Errorf("%s exists already; edit KERNEL, INITRD and APPEND there instead of passing them to install", config.Path)
 	}
-	steps, err := m.configSteps(o)
+	steps, err := m.configSteps(o, cfg, cfgErr)
 	if err != nil {
 		return err
 	}
@@ -149,15 +158,10 @@ func (m Machine) already(job string, mode initsys.Name, other func(prev initsys.
 	return true, nil
 }
 
-// context is what the adapters plan from.
-func (m Machine) context(bin, kernel string) initsys.Context {
-	dir := "/boot"
-	if c, err := config.Load(m.FS); err == nil && c.Kernel != "" {
-		dir = path.Dir(c.Kernel)
-	} else if kernel != "" {
-		dir = path.Dir(kernel)
-	}
-	return initsys.Context{FS: m.FS, Binary: bin, KernelDir: dir, Late: initsys.SeparateMount(m.FS, initsys.LateMounts...) != ""}
+// context is what the adapters plan from; kernelDir matters to the chain
+// boot alone.
+func (m Machine) context(bin, kernelDir string) initsys.Context {
+	return initsys.Context{FS: m.FS, Binary: bin, KernelDir: kernelDir, Late: initsys.SeparateMount(m.FS, initsys.LateMounts...) != ""}
 }
 
 // preflight refuses what would not work, before anything changes.
@@ -172,12 +176,12 @@ func (m Machine) preflight(p initsys.Placement, c initsys.Context) error {
 }
 
 // configSteps write /etc/default/kxboot when it is absent: from the flags,
-// or from a recipe's file the machine ran before.
-func (m Machine) configSteps(o Options) ([]journal.Step, error) {
+// or from a recipe's file the machine ran before (c, as config.Load read
+// it, with its error).
+func (m Machine) configSteps(o Options, c *config.Config, err error) ([]journal.Step, error) {
 	if m.FS.Exists(config.Path) {
 		return nil, nil
 	}
-	c, err := config.Load(m.FS)
 	if err != nil {
 		return nil, err
 	}

@@ -204,7 +204,7 @@ func (j Journal) save(r *Record) error {
 // the steps themselves move aside (the wrapper's /sbin/init) in movedFirst.
 func (j Journal) Apply(r *Record, movedFirst ...string) error {
 	for _, s := range r.Steps {
-		if _, err := os.Lstat(j.FS.Path(s.Path)); err == nil && (s.Kind == "file" || s.Kind == "link" && !contains(movedFirst, s.Path)) {
+		if _, err := os.Lstat(j.FS.Path(s.Path)); err == nil && (s.Kind == "file" || s.Kind == "link" && !slices.Contains(movedFirst, s.Path)) {
 			return fmt.Errorf("%s exists already; kxboot will not overwrite it: move it away (or remove it if it is a left-over of kxboot), then install again", s.Path)
 		}
 	}
@@ -228,15 +228,6 @@ func (j Journal) Apply(r *Record, movedFirst ...string) error {
 		r.Steps[i].Done = true
 	}
 	return j.save(r)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // do makes one change.
