@@ -86,17 +86,10 @@ const LayoutMarker = "kxtest-layout: "
 // runlevel and RC_REBOOT it sees and how / is mounted: a service of the
 // shutdown runlevel, such as kxboot's, may still have to write to it.
 
-// layoutRootMode is the shell function that the marker lines use: the
-// first mount option of / in /proc/mounts, rw or ro.
-const layoutRootMode = `rootmode() {
-	local dev mnt fstype opts rest mode
-	mode=unknown
-	while read -r dev mnt fstype opts rest; do
-		[ "$mnt" = / ] && mode=${opts%%,*}
-	done </proc/mounts
-	echo "$mode"
-}
-`
+// layoutLib sources the runner's guest library (runner.go, guestLib),
+// which the image holds: the marker lines use its kx_rootmode, the first
+// mount option of / in /proc/mounts, rw or ro.
+const layoutLib = ". " + guestLibPath + "\n"
 
 // layoutKillprocs is /etc/init.d/killprocs. It replaces Debian's LSB
 // script of that name (initscripts' single-user helper, which no runlevel
@@ -107,9 +100,9 @@ const layoutKillprocs = `#!/sbin/openrc-run
 # mount-ro can make the file systems read-only.
 description="kxtest: end the processes left at shutdown"
 
-` + layoutRootMode + `
+` + layoutLib + `
 start() {
-	echo "kxtest-layout: killprocs runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(rootmode)" >/dev/console
+	echo "kxtest-layout: killprocs runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(kx_rootmode)" >/dev/console
 	ebegin "Ending the remaining processes"
 	# killall5 (sysvinit-utils) signals every process but PID 1, kernel
 	# threads and its own session, which is openrc's: the runlevel goes
@@ -138,9 +131,9 @@ const layoutSavecache = `#!/sbin/openrc-run
 # tests need the service and its place in the order, not OpenRC's cache.
 description="kxtest: the savecache of the shutdown runlevel (saves nothing)"
 
-` + layoutRootMode + `
+` + layoutLib + `
 start() {
-	echo "kxtest-layout: savecache runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(rootmode)" >/dev/console
+	echo "kxtest-layout: savecache runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(kx_rootmode)" >/dev/console
 	return 0
 }
 `
@@ -158,9 +151,9 @@ depend() {
 	after killprocs savecache
 }
 
-` + layoutRootMode + `
+` + layoutLib + `
 start() {
-	echo "kxtest-layout: mount-ro runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(rootmode)" >/dev/console
+	echo "kxtest-layout: mount-ro runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(kx_rootmode)" >/dev/console
 	ebegin "Remounting the local file systems read-only"
 	sync
 	swapoff -a 2>/dev/null
@@ -180,7 +173,7 @@ start() {
 	done
 	sync
 	mount -o remount,ro / || rc=1
-	echo "kxtest-layout: mount-ro done: / $(rootmode)" >/dev/console
+	echo "kxtest-layout: mount-ro done: / $(kx_rootmode)" >/dev/console
 	eend $rc "Could not remount every file system read-only"
 }
 `

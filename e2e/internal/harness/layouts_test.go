@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestLayoutFiles(t *testing.T) {
 			if !bytes.HasPrefix(script.Data, []byte("#!/sbin/openrc-run\n")) || script.Mode != 0o755 {
 				t.Errorf("%s: /etc/init.d/%s is not an executable openrc-run script", l.Name, svc)
 			}
-			if !bytes.Contains(script.Data, []byte(LayoutMarker+svc+" runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(rootmode)")) {
+			if !bytes.Contains(script.Data, []byte(LayoutMarker+svc+" runlevel=$RC_RUNLEVEL RC_REBOOT=$RC_REBOOT root=$(kx_rootmode)")) {
 				t.Errorf("%s: /etc/init.d/%s does not print its marker line", l.Name, svc)
 			}
 		}
@@ -138,8 +139,13 @@ func TestLayoutScriptsParse(t *testing.T) {
 // OpenRC's dependency words defined to print themselves: mount-ro must
 // come after killprocs and savecache.
 func TestLayoutServiceOrder(t *testing.T) {
+	// The services source the runner's library, as in the guest.
+	lib := filepath.Join(t.TempDir(), "lib.sh")
+	if err := os.WriteFile(lib, []byte(guestLib), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	deps := func(script string) string {
-		prog := script + `
+		prog := strings.ReplaceAll(script, guestLibPath, lib) + `
 for w in need use want after before provide keyword; do eval "$w() { echo $w \"\$@\"; }"; done
 if command -v depend >/dev/null; then depend; fi
 `

@@ -38,6 +38,9 @@ import (
 // previous level is back before the final action, or earlier if the script
 // calls kx_loud.
 
+// guestLibPath is where the image holds guestLib.
+const guestLibPath = "/usr/local/lib/kxtest/lib.sh"
+
 // guestLib is /usr/local/lib/kxtest/lib.sh.
 const guestLib = `# kxtest guest library, sourced by the runner and so by every
 # /etc/kxtest/boot-N.sh. Written by the e2e harness (harness/runner.go).
@@ -269,7 +272,7 @@ type treeFile struct {
 // tree, by path in the guest.
 func guestFiles(flavour string, arch Arch) map[string]treeFile {
 	files := map[string]treeFile{
-		"/usr/local/lib/kxtest/lib.sh": {0o644, guestLib},
+		guestLibPath:                   {0o644, guestLib},
 		"/usr/local/lib/kxtest/runner": {0o755, guestRunner},
 		"/usr/local/lib/kxtest/early":  {0o755, guestEarly},
 		"/etc/kxtest/flavour":          {0o644, flavour + "\n"},
