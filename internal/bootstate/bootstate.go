@@ -135,6 +135,31 @@ func via(marker, boot string, h []tries.Entry) Via {
 	return Kexec
 }
 
+// Entries, as status names them: the tries' entries, and the kernel the
+// firmware (the provider, a boot loader) started.
+const Provider = "provider"
+
+// Entry is which entry this boot is, and why it was chosen. A boot that
+// came through a hop or a fast reboot is the try record's last hop; any
+// other is the provider's kernel, for the reason the chain boot gave at
+// this boot (or the one it would give).
+func (s State) Entry() (entry, why string) {
+	r := s.In.Record
+	if (s.Via == Chain || s.Via == FastReboot) && r.Entry != "" {
+		return r.Entry, r.Why
+	}
+	if s.Via != Firmware {
+		return Provider, "this kernel was loaded by hand (kxboot load, kxboot exec), not chosen by a hop"
+	}
+	switch {
+	case s.LastChain != "":
+		return Provider, "the chain boot at this boot said: " + s.LastChain
+	case s.Chain == nil:
+		return Provider, "the chain boot is not installed"
+	}
+	return Provider, "no chain boot decision was logged at this boot"
+}
+
 // ViaKxboot says whether this boot came through kxboot at all.
 func (s State) ViaKxboot() bool { return s.Marker != "" }
 

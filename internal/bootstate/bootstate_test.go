@@ -50,7 +50,7 @@ func machine(t *testing.T) rootfs.FS {
 	}, nil)
 	st := tries.Store{FS: fsys}
 	st.Append(tries.Entry{Time: time.Now(), Boot: "before", Event: "hop", Kernel: "/boot/vmlinuz-6.1.0-56-cloud-amd64"})
-	st.Write(tries.Hop(tries.Record{}, "/boot/vmlinuz-6.1.0-56-cloud-amd64", "id", time.Now(), "before"))
+	st.Write(tries.Hop(tries.Record{}, tries.Boot{Kernel: "/boot/vmlinuz-6.1.0-56-cloud-amd64", ID: "id"}, tries.Configured, "", time.Now(), "before"))
 	return fsys
 }
 
@@ -78,7 +78,7 @@ func TestRead(t *testing.T) {
 		t.Errorf("next boot %+v, fallback %q", s.NextBoot, s.Fallback())
 	}
 	// The next reboot, without the fast reboot installed, is a firmware one.
-	if s.NextReboot.Installed || !s.NextReboot.Choice.Load || !s.NextReboot.Choice.Try {
+	if s.NextReboot.Installed || !s.NextReboot.Choice.Load || s.NextReboot.Choice.Hop.Entry != tries.Configured {
 		t.Errorf("next reboot %+v", s.NextReboot)
 	}
 	if s.LoadedErr == nil || s.Loaded {

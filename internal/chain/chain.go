@@ -26,8 +26,7 @@ type Input struct {
 	Config    *config.Config  // nil when it could not be read
 	ConfigErr error
 	// Plan is what the hop loads; Base is the plan as plan.Make made it,
-	// before the hop's own additions (panic=, the test pause taken out),
-	// which is what a fast reboot without the chain boot loads.
+	// before the hop's own additions (panic=, the test pause taken out).
 	Plan      plan.Plan
 	Base      plan.Plan
 	PlanErr   error
@@ -37,6 +36,18 @@ type Input struct {
 	Record    tries.Record
 	RecordErr error
 	ID        string
+	// Once is the one-shot kernel the record asks for, Good the last
+	// known-good entry (nil when there is none or KNOWN_GOOD=no).
+	Once, Good *Candidate
+}
+
+// Candidate is an entry other than the configured kernel that a hop may
+// boot: what it loads, in words, and why it cannot be used (nil when it
+// can).
+type Candidate struct {
+	Boot tries.Boot
+	From string
+	Err  error
 }
 
 // Decision says whether to hop, and why, in one line a person reads.
@@ -44,6 +55,9 @@ type Decision struct {
 	Hop    bool   `json:"hop"`
 	Reason string `json:"reason"`
 	Kernel string `json:"kernel,omitempty"`
+	// Entry is which entry the hop boots: tries.Once, tries.Configured
+	// or tries.KnownGood.
+	Entry string `json:"entry,omitempty"`
 	// Chained: this boot came through kexec already (the loop guard).
 	Chained bool `json:"chained,omitempty"`
 	// Fallback: the chain boot stopped after MaxTries unconfirmed hops.
@@ -51,6 +65,12 @@ type Decision struct {
 	Abort    bool `json:"abort,omitempty"` // a key in the abort window
 	Try      int  `json:"try,omitempty"`   // the hop's number among the tries
 	Max      int  `json:"max,omitempty"`
+	// Boot is what the hop loads.
+	Boot tries.Boot `json:"-"`
+	// GiveUp: the configured kernel used up its tries with this hop's
+	// decision; the record keeps that, so the next boots go on to the
+	// known-good entry.
+	GiveUp *tries.GaveUp `json:"-"`
 }
 
 func (d Decision) String() string {
@@ -65,7 +85,10 @@ func bootOn(format string, args ...any) Decision {
 }
 
 // Decide is the chain boot's decision. The loop guard comes first: a boot
-// that already came through kxboot never hops again, whatever else is wrong.
+// that already came through kxboot never hops again, whatever else is
+// wrong. Then the entries, in order: a one-shot kernel, the configured
+// kernel, the last known-good entry once the configured kernel used up
+// its tries; and when none can be booted, the running (provider's) kernel.
 func Decide(in Input) Decision {
 	own := ""
 	if in.Config != nil {
@@ -86,45 +109,106 @@ func Decide(in Input) Decision {
 		}
 		return bootOn("chain boot is disabled (ENABLED=no in %s)", where)
 	}
-	if in.PlanErr != nil {
-		return bootOn("%v", in.PlanErr)
-	}
-	if in.KernelErr != nil {
-		return bootOn("%v", in.KernelErr)
-	}
 	if in.RecordErr != nil {
 		return bootOn("the try record cannot be believed (%v); staying on this kernel: read kxboot history, then run kxboot reset", in.RecordErr)
 	}
+	note := ""
+	if o := in.Once; o != nil {
+		if o.Err == nil {
+			return hop(tries.Once, o.Boot, 1, 1, fmt.Sprintf("booting %s%s once, %s; the boot after goes back to the usual kernel", o.Boot.Kernel, rel(o.Boot.Release), o.From))
+		}
+		note = fmt.Sprintf("the one-shot kernel cannot be used (%v); ", o.Err)
+	}
 	max := in.Config.MaxTries
-	if tries.Exhausted(in.Record, in.ID, max) {
-		last := "no reason was recorded"
-		if f := in.Record.Failure; f != nil {
-			last = f.Reason
+	primary := in.PlanErr
+	if primary == nil {
+		primary = in.KernelErr
+	}
+	given := primary == nil && tries.GivenUp(in.Record, in.ID, max)
+	if primary == nil && !given {
+		b := tries.Boot{Kernel: in.Plan.Kernel, Initrds: in.Plan.Initrds, Cmdline: in.Plan.Cmdline, Release: in.Plan.Release, ID: in.ID}
+		try := tries.NextTry(in.Record, in.ID)
+		of := ""
+		if max > 0 {
+			of = fmt.Sprintf(", try %d of %d", try, max)
 		}
-		if in.Record.Pending {
-			_, f := tries.Settle(in.Record, time.Time{})
-			last = f.Reason
+		return hop(tries.Configured, b, try, max, fmt.Sprintf("%sbooting %s%s, named by %s%s", note, in.Plan.Kernel, rel(in.Plan.Release), in.Plan.KernelFrom, of))
+	}
+	// The configured kernel cannot be booted, or used up its tries.
+	why := fmt.Sprint(primary)
+	var gave *tries.GaveUp
+	if given {
+		why, gave = givenUp(in, max)
+	}
+	if g := in.Good; g != nil && g.Err == nil && g.Boot.ID != in.ID && !tries.Exhausted(in.Record, g.Boot.ID, max) {
+		try := tries.NextTry(in.Record, g.Boot.ID)
+		of := ""
+		if max > 0 {
+			of = fmt.Sprintf(", try %d of %d", try, max)
 		}
-		hops := fmt.Sprintf("%d unconfirmed hops in a row", in.Record.Tries)
-		if in.Record.Tries == 1 {
-			hops = "1 unconfirmed hop"
+		d := hop(tries.KnownGood, g.Boot, try, max, fmt.Sprintf("%s%s; booting the last known-good kernel %s%s (%s)%s", note, why, g.Boot.Kernel, rel(g.Boot.Release), g.From, of))
+		if gave != nil && (in.Record.GaveUp == nil || in.Record.GaveUp.ID != gave.ID) {
+			d.GiveUp = gave
 		}
-		d := bootOn("%s into %s (last: %s); staying on this kernel until kxboot reset, or a change of the kernel or its command line",
-			hops, in.Plan.Kernel, last)
-		d.Fallback, d.Kernel, d.Max = true, in.Plan.Kernel, max
 		return d
 	}
-	rel := ""
-	if in.Plan.Release != "" {
-		rel = " (" + in.Plan.Release + ")"
+	if !given {
+		return bootOn("%s%s%s", note, why, goodNote(in, max))
 	}
-	try := tries.NextTry(in.Record, in.ID)
-	of := ""
-	if max > 0 {
-		of = fmt.Sprintf(", try %d of %d", try, max)
+	d := bootOn("%s%s; staying on this kernel until kxboot reset, or a change of the kernel or its command line%s", note, why, goodNote(in, max))
+	d.Fallback, d.Kernel, d.Max = true, in.Plan.Kernel, max
+	return d
+}
+
+func hop(entry string, b tries.Boot, try, max int, reason string) Decision {
+	return Decision{Hop: true, Entry: entry, Kernel: b.Kernel, Boot: b, Try: try, Max: max, Reason: reason}
+}
+
+func rel(release string) string {
+	if release == "" {
+		return ""
 	}
-	return Decision{Hop: true, Kernel: in.Plan.Kernel, Try: try, Max: max,
-		Reason: fmt.Sprintf("booting %s%s, named by %s%s", in.Plan.Kernel, rel, in.Plan.KernelFrom, of)}
+	return " (" + release + ")"
+}
+
+// givenUp words why the configured kernel is given up, and the record of
+// it that keeps it so.
+func givenUp(in Input, max int) (string, *tries.GaveUp) {
+	r := in.Record
+	if g := r.GaveUp; g != nil && g.ID == in.ID && !tries.Exhausted(r, in.ID, max) {
+		return fmt.Sprintf("%s used up its %d tries (last: %s)", in.Plan.Kernel, g.Tries, g.Reason), g
+	}
+	last := "no reason was recorded"
+	if f := r.Failure; f != nil {
+		last = f.Reason
+	}
+	if r.Pending {
+		_, f := tries.Settle(r, time.Time{})
+		last = f.Reason
+	}
+	hops := fmt.Sprintf("%d unconfirmed hops in a row", r.Tries)
+	if r.Tries == 1 {
+		hops = "1 unconfirmed hop"
+	}
+	why := fmt.Sprintf("%s into %s (last: %s)", hops, in.Plan.Kernel, last)
+	return why, &tries.GaveUp{Kernel: in.Plan.Kernel, ID: in.ID, Tries: r.Tries, Reason: last}
+}
+
+// goodNote says why the known-good entry is not booted instead, when there
+// is one.
+func goodNote(in Input, max int) string {
+	g := in.Good
+	switch {
+	case g == nil:
+		return ""
+	case g.Err != nil:
+		return fmt.Sprintf(" (the last known-good kernel cannot be used: %v)", g.Err)
+	case g.Boot.ID == in.ID:
+		return "" // it is the configured kernel itself
+	case tries.Exhausted(in.Record, g.Boot.ID, max):
+		return fmt.Sprintf(" (the last known-good kernel %s failed %d times too)", g.Boot.Kernel, in.Record.Tries)
+	}
+	return ""
 }
 
 // Gather reads the machine into an Input.
@@ -136,17 +220,53 @@ func Gather(fsys rootfs.FS) Input {
 	if in.ConfigErr != nil {
 		return in
 	}
+	in.Record, in.RecordErr = tries.Store{FS: fsys}.Read()
 	in.Plan, in.PlanErr = plan.Make(fsys, in.Config, plan.Flags{})
-	if in.PlanErr != nil {
+	if in.PlanErr == nil {
+		in.Base = in.Plan
+		in.Plan.Cmdline = hopCmdline(in.Plan.Cmdline, in.Config, in.Plan.Marker)
+		_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
+		in.ID = tries.Identity(fsys, in.Plan.Kernel, in.Plan.Initrds, in.Plan.Cmdline)
+	}
+	if in.RecordErr != nil {
 		return in
 	}
-	in.Base = in.Plan
-	// The test pause is for the provider's boot that hops, not the next.
-	in.Plan.Cmdline = withPanic(cmdline.Parse(in.Plan.Cmdline).Remove(TestPauseParam).String(), in.Config.Panic, in.Plan.Marker)
-	_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
-	in.ID = tries.Identity(fsys, in.Plan.Kernel, in.Plan.Initrds, in.Plan.Cmdline)
-	in.Record, in.RecordErr = tries.Store{FS: fsys}.Read()
+	if o := in.Record.Next; o != nil {
+		in.Once = OnceCandidate(fsys, in.Config, o)
+	}
+	if g := in.Record.Good; g != nil && in.Config.KnownGood {
+		c := &Candidate{Boot: g.Boot, From: "confirmed " + g.Confirmed.Local().Format("2006-01-02 15:04:05")}
+		if _, err := kimage.Identify(fsys.Path(g.Kernel), g.Kernel); err != nil {
+			c.Err = err
+		} else if tries.Identity(fsys, g.Kernel, g.Initrds, g.Cmdline) != g.ID {
+			c.Err = fmt.Errorf("%s or its initrds changed since it was confirmed", g.Kernel)
+		}
+		in.Good = c
+	}
 	return in
+}
+
+// OnceCandidate is the plan of a one-shot kernel: the kernel asked for,
+// its initrds (named, or found beside it) and the usual command line.
+func OnceCandidate(fsys rootfs.FS, cfg *config.Config, o *tries.OneShot) *Candidate {
+	f := plan.Flags{Kernel: o.Kernel, Initrds: o.Initrds}
+	c := &Candidate{From: "asked for by " + o.By}
+	p, err := plan.Make(fsys, cfg, f)
+	if err != nil {
+		c.Err = err
+		return c
+	}
+	p.Cmdline = hopCmdline(p.Cmdline, cfg, p.Marker)
+	c.Boot = tries.Boot{Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Release: p.Release,
+		ID: tries.Identity(fsys, p.Kernel, p.Initrds, p.Cmdline)}
+	_, c.Err = kimage.Identify(fsys.Path(p.Kernel), p.Kernel)
+	return c
+}
+
+// hopCmdline is the command line a hop boots: the test pause (for the
+// provider's boot that hops, not the next) taken out, panic= added.
+func hopCmdline(line string, cfg *config.Config, marker string) string {
+	return withPanic(cmdline.Parse(line).Remove(TestPauseParam).String(), cfg.Panic, marker)
 }
 
 // withPanic adds panic=N to the hop's command line, so that a kernel that
@@ -235,16 +355,17 @@ func Run(env Env) Decision {
 			return finish(env, d, in)
 		}
 	}
-	res, err := env.Engine.Load(kexec.Request{Kernel: in.Plan.Kernel, Initrds: in.Plan.Initrds, Cmdline: in.Plan.Cmdline})
+	b := d.Boot
+	res, err := env.Engine.Load(kexec.Request{Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline})
 	if err != nil {
 		return finish(env, bootOn("%v", err), in)
 	}
-	env.Logf("kxboot: chain: loaded %s with %s; command line: %s", in.Plan.Kernel, res.Syscall, in.Plan.Cmdline)
+	env.Logf("kxboot: chain: loaded %s with %s; command line: %s", b.Kernel, res.Syscall, b.Cmdline)
 	armed := false
 	if env.ArmWatchdog != nil && in.Config.Watchdog {
 		// A watchdog the owner's kernel has no driver for would reset it
 		// after a good boot too: not armed, and said why.
-		if ok, _, why := watchdog.NextKernelCanStop(env.FS, in.Plan.Release); !ok {
+		if ok, _, why := watchdog.NextKernelCanStop(env.FS, b.Release); !ok {
 			env.Logf("kxboot: chain: watchdog: not armed: %s", why)
 		} else {
 			what, err := env.ArmWatchdog(time.Duration(in.Config.HealthDeadline) * time.Second)
@@ -271,7 +392,7 @@ func Run(env Env) Decision {
 			env.Logf("kxboot: chain: %v; jumping anyway, the file systems are synced", err)
 		}
 	}
-	env.Logf("kxboot: chain: jumping into %s", in.Plan.Kernel)
+	env.Logf("kxboot: chain: jumping into %s", b.Kernel)
 	if env.Record != nil {
 		env.Record(d)
 	}
@@ -279,7 +400,7 @@ func Run(env Env) Decision {
 	// Still here: the jump failed. Drop the loaded kernel so that no later
 	// reboot takes it by surprise, take the try back, and boot on.
 	env.Engine.Unload()
-	reason := fmt.Sprintf("the jump into %s failed: %v", in.Plan.Kernel, err)
+	reason := fmt.Sprintf("the jump into %s failed: %v", b.Kernel, err)
 	if env.Store != nil {
 		env.Store.Update(func(r tries.Record, rerr error) (tries.Record, error) {
 			r, _ = tries.Fail(r, env.Now(), reason)
@@ -314,17 +435,26 @@ func record(env Env, in Input, d Decision, armed bool) error {
 	if pause == "mid-record" && env.Pause != nil {
 		s.BeforeRename = func() { env.Pause(pause) }
 	}
-	r := tries.Hop(in.Record, in.Plan.Kernel, in.ID, env.Now(), env.BootID)
+	r := HopRecord(in.Record, d, env.Now(), env.BootID)
 	r.Watchdog = armed
 	if err := s.WriteLocked(r); err != nil {
 		return err
 	}
 	env.Logf("kxboot: chain: recorded try %d of %d in %s", r.Tries, d.Max, tries.RecordPath)
-	history(env, tries.Entry{Event: "hop", Kernel: in.Plan.Kernel, Try: r.Tries, Max: d.Max, Reason: d.Reason})
+	history(env, tries.Entry{Event: "hop", Entry: d.Entry, Kernel: d.Kernel, Try: r.Tries, Max: d.Max, Reason: d.Reason})
 	if pause == "after-record" && env.Pause != nil {
 		env.Pause(pause)
 	}
 	return nil
+}
+
+// HopRecord is the record of a hop decided by d: the try, a one-shot
+// kernel used up, and the configured kernel given up when d says so.
+func HopRecord(r tries.Record, d Decision, now time.Time, boot string) tries.Record {
+	if g := d.GiveUp; g != nil {
+		r = tries.GiveUp(r, g.Kernel, g.ID, g.Tries, g.Reason, now)
+	}
+	return tries.Hop(r, d.Boot, d.Entry, d.Reason, now, boot)
 }
 
 // history appends to the history, logging what it cannot write.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -146,7 +147,7 @@ func TestRunBootsOn(t *testing.T) {
 			if (len(m.windows) > 0) != tt.window {
 				t.Errorf("abort window shown: %v", m.windows)
 			}
-			if len(m.record) != 1 || m.record[0] != d {
+			if len(m.record) != 1 || !reflect.DeepEqual(m.record[0], d) {
 				t.Errorf("recorded %v", m.record)
 			}
 			if last := m.log[len(m.log)-1]; last != "kxboot: chain: boot on: "+d.Reason {
@@ -257,7 +258,7 @@ func TestTriesOnTheHop(t *testing.T) {
 	if watched != 0 {
 		t.Error("a watcher started with no try pending")
 	}
-	s.Write(tries.Hop(tries.Record{}, "/boot/k", "id", time.Now(), "b"))
+	s.Write(tries.Hop(tries.Record{}, tries.Boot{Kernel: "/boot/k", ID: "id"}, tries.Configured, "", time.Now(), "b"))
 	d := Run(m.env)
 	if watched != 1 || !d.Chained {
 		t.Errorf("the watcher did not start on a pending try: %d, %+v", watched, d)

@@ -11,15 +11,34 @@ import (
 )
 
 func runChain(env *Env, args []string) error {
-	fs := newFlags(env, "chain", "[--dry-run]",
+	fs := newFlags(env, "chain", "[--dry-run] | --once --kernel K [--initrd I ...]",
 		`Take the chain boot decision now and act on it: hop into the configured
 kernel (after the abort window), or boot on with the running one and say why.
 The early-boot services run this; the init wrapper does the same as PID 1.
 Before the jump the writable file systems are remounted read-only.
---dry-run explains the decision in one line and changes nothing.`)
+--dry-run explains the decision in one line and changes nothing.
+--once --kernel K makes the next hop boot K, once (like grub-reboot): the
+boot after goes back to the usual kernel. It is a try like any hop.`)
 	dry := fs.Bool("dry-run", false, "explain the decision in one line; load nothing")
+	once := addOnceFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if err := once.check(); err != nil {
+		return err
+	}
+	if *once.once {
+		b, err := once.set(env, "kxboot chain --once", *dry)
+		if err != nil {
+			return err
+		}
+		verb := "boots"
+		if *dry {
+			verb = "would boot"
+		}
+		fmt.Fprintf(env.Stdout, "kxboot chain: the next hop %s %s once; the one after goes back to the usual kernel\n", verb, b.Kernel)
+		describeBoot(env, b)
+		return nil
 	}
 	if *dry {
 		st := state(env)

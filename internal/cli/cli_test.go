@@ -279,7 +279,7 @@ func TestReboot(t *testing.T) {
 	os.MkdirAll(m.fs.Path("/proc/1"), 0o755)
 	os.Symlink("/usr/sbin/openrc-init", m.fs.Path("/proc/1/exe"))
 	out := m.mustRun("reboot")
-	if !strings.Contains(out, "kxboot: rebooting through kexec into /boot/vmlinuz-"+newest) || strings.Join(r.ran, "; ") != "openrc-shutdown -r now" {
+	if !strings.Contains(out, "kxboot: rebooting through kexec, booting /boot/vmlinuz-"+newest) || strings.Join(r.ran, "; ") != "openrc-shutdown -r now" {
 		t.Errorf("reboot said %q and ran %q", out, r.ran)
 	}
 	if b, err := m.fs.ReadFile(initsys.RebootIntent); err != nil || string(b) != "boot-7\n" {

@@ -15,13 +15,17 @@ import (
 )
 
 func runReboot(env *Env, args []string) error {
-	fs := newFlags(env, "reboot", "[--dry-run] [--firmware]",
+	fs := newFlags(env, "reboot", "[--dry-run] [--firmware | --once --kernel K [--initrd I ...]]",
 		`Reboot now, cleanly, through the init system: with kxboot install reboot in
 place the reboot goes through kexec into the next kernel (the configured one,
 else the newest installed; the chain boot's kernel when that is installed),
 skipping the firmware. --firmware makes this one reboot go through the
-firmware; the next plain reboot goes through kexec again. --dry-run says what
-the next reboot would boot, and changes nothing.
+firmware; the next plain reboot goes through kexec again. --once --kernel K
+boots K at this reboot (like grub-reboot); the next goes back to the usual
+kernel. Every reboot through kexec is a try: a kernel that does not confirm
+(kxboot mark-good) is not booted again by the next reboot, which goes to
+the last known-good kernel or through the firmware. --dry-run says what the
+next reboot would boot, and changes nothing.
 The init glue installed by kxboot install reboot runs --prepare at shutdown
 (load, while /boot is mounted) and --jump at its very end.`)
 	dry := fs.Bool("dry-run", false, "say what the next reboot would boot; change nothing")
@@ -29,8 +33,15 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 	prepare := fs.Bool("prepare", false, "(init glue) load the next kernel at shutdown")
 	jump := fs.Bool("jump", false, "(init glue) jump into the loaded kernel at the end of a reboot")
 	armed := fs.Bool("armed", false, "(init glue) say that the fast reboot is armed")
+	once := addOnceFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if err := once.check(); err != nil {
+		return err
+	}
+	if *once.once && (*firmware || *prepare || *jump || *armed) {
+		return fmt.Errorf("%w: --once goes with a reboot through kexec, not with --firmware or the init glue", errUsage)
 	}
 	if *prepare || *jump {
 		l := klog.Open(env.FS, env.Stdout)
@@ -43,6 +54,20 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 		}
 		return nil // a reboot is never stopped by kxboot
 	}
+	if *once.once {
+		if !state(env).NextReboot.Installed {
+			return fmt.Errorf("the fast reboot is not installed, so kxboot reboot --once cannot boot another kernel; run kxboot install reboot first (with the chain boot installed, kxboot chain --once --kernel K and a reboot do it)")
+		}
+		b, err := once.set(env, "kxboot reboot --once", *dry)
+		if err != nil {
+			return err
+		}
+		if *dry {
+			fmt.Fprintf(env.Stdout, "kxboot reboot: would boot %s once through kexec; the reboot after goes back to the usual kernel\n", b.Kernel)
+			describeBoot(env, b)
+			return nil
+		}
+	}
 	next := state(env).NextReboot
 	switch {
 	case *armed:
@@ -54,7 +79,7 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 	case *dry:
 		fmt.Fprintln(env.Stdout, "kxboot reboot: "+next.String())
 		if next.Choice.Load {
-			fmt.Fprint(env.Stdout, next.Choice.Plan.Describe())
+			describeBoot(env, next.Choice.Hop.Boot)
 		}
 		return nil
 	}
@@ -71,7 +96,7 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 		return fmt.Errorf("the fast reboot is not installed, so a reboot would go through the firmware; run kxboot install reboot first (or kxboot reboot --firmware for a firmware reboot)")
 	}
 	if c := next.Choice; c.Load {
-		fmt.Fprintf(env.Stdout, "kxboot: rebooting through kexec into %s\n", c.Reason)
+		fmt.Fprintf(env.Stdout, "kxboot: rebooting through kexec, %s\n", c.Reason)
 	} else {
 		fmt.Fprintf(env.Stdout, "kxboot: rebooting through the firmware: %s\n", c.Reason)
 	}

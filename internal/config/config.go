@@ -55,9 +55,12 @@ type Config struct {
 	Panic int
 	// Watchdog says whether to arm /dev/watchdog before the hop.
 	Watchdog bool
-	Values   map[string]string
-	Line     map[string]int
-	Warnings []string
+	// KnownGood says whether a kernel that used up its tries gives way
+	// to the last confirmed one before the provider's.
+	KnownGood bool
+	Values    map[string]string
+	Line      map[string]int
+	Warnings  []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -76,6 +79,7 @@ var quietDefaults = map[string]string{
 	"HEALTH_DEADLINE": strconv.Itoa(DefaultHealthDeadline),
 	"PANIC":           strconv.Itoa(DefaultPanic),
 	"WATCHDOG":        "yes",
+	"KNOWN_GOOD":      "yes",
 }
 
 // settings are the keys of /etc/default/kxboot, in the order Format writes
@@ -103,6 +107,11 @@ var settings = []setting{
 		c.Watchdog = b
 		return err
 	}, func(c *Config) string { return yesNo(c.Watchdog) }},
+	{"KNOWN_GOOD", func(c *Config, v string) error {
+		b, err := yesNoValue("KNOWN_GOOD", v, true)
+		c.KnownGood = b
+		return err
+	}, func(c *Config) string { return yesNo(c.KnownGood) }},
 	{"MODE", nil, nil},
 }
 
@@ -172,7 +181,7 @@ func defaults() Config {
 	return Config{
 		Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{},
 		AbortSeconds: DefaultAbortSeconds, MaxTries: DefaultMaxTries,
-		HealthDeadline: DefaultHealthDeadline, Panic: DefaultPanic, Watchdog: true,
+		HealthDeadline: DefaultHealthDeadline, Panic: DefaultPanic, Watchdog: true, KnownGood: true,
 	}
 }
 

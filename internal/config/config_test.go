@@ -84,9 +84,9 @@ func TestParseBadLines(t *testing.T) {
 		{"KERNEL=/vm\x00linuz", "the line holds a NUL byte; the file must be plain text"},
 		{"KERNAL=/vmlinuz", "KERNAL is not a kxboot setting; did you mean KERNEL?"},
 		{"kernel=/vmlinuz", "kernel is not a kxboot setting; did you mean KERNEL?"},
-		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
-		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
-		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, MODE"},
+		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE"},
+		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE"},
+		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE"},
 		{"ENABLED=maybe", `ENABLED="maybe" is not yes or no; write ENABLED=yes or ENABLED=no`},
 		{`MARKER="hop once"`, `MARKER="hop once" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
 		{`MARKER='a="b"'`, `MARKER="a=\"b\"" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
@@ -114,7 +114,7 @@ func TestParseFile(t *testing.T) {
 		Line:    map[string]int{"KERNEL": 5, "ENABLED": 4, "MAX_TRIES": 6},
 
 		AbortSeconds: DefaultAbortSeconds, MaxTries: 3, HealthDeadline: DefaultHealthDeadline,
-		Panic: DefaultPanic, Watchdog: true,
+		Panic: DefaultPanic, Watchdog: true, KnownGood: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -20,7 +20,6 @@ import (
 	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/mounts"
-	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/tries"
 )
@@ -36,49 +35,43 @@ const TryPrefix = "fast reboot: "
 
 // Choice is what a fast reboot would boot.
 type Choice struct {
-	Load   bool      // false: reboot through the firmware
-	Plan   plan.Plan // what to load
-	Reason string    // why, in one line
-	// Try: the chain boot is installed, so the jump is a try of the
-	// owner's kernel, recorded like a hop at boot.
-	Try bool
-	ID  string
-	Rec tries.Record
-	Max int
+	Load   bool           // false: reboot through the firmware
+	Hop    chain.Decision // what to load, as an entry and a try
+	Reason string         // why, in one line
+	Rec    tries.Record
 }
 
 // Decide is what the next reboot loads, from the machine as chain.Gather
-// read it. With the chain boot installed and enabled, the owner's kernel
-// with the marker, counted as a try (after a fallback: nothing, so the
-// firmware brings the provider's kernel back); otherwise the configured
-// kernel or the newest installed one, with the running command line.
+// read it. Every fast reboot is a try, decided as the chain boot decides a
+// hop (a one-shot kernel, the configured or newest kernel, the last
+// known-good one), so that a kernel that never confirmed is not booted
+// again by the next reboot. With the chain boot installed and enabled, it
+// is the chain boot's own try, counted against MAX_TRIES (after a
+// fallback: nothing, so the firmware brings the provider's kernel back).
+// The fast reboot alone gives each kernel one try: when it was not
+// confirmed, the next reboot goes to the last known-good kernel, or
+// through the firmware.
 func Decide(in chain.Input, chainInstalled bool) Choice {
-	if chainInstalled {
-		// This is a reboot, not a boot: the running kernel's marker is
-		// not a loop.
-		own := ""
-		if in.Config != nil {
-			own = in.Config.Marker
-		}
-		in.Running = in.Running.RemoveMarkers(cmdline.Markers(own))
-		d := chain.Decide(in)
-		if !d.Hop {
+	// This is a reboot, not a boot: the running kernel's marker is not a
+	// loop.
+	own := ""
+	if in.Config != nil {
+		own = in.Config.Marker
+	}
+	in.Running = in.Running.RemoveMarkers(cmdline.Markers(own))
+	if !chainInstalled && in.Config != nil {
+		cfg := *in.Config
+		cfg.Enabled, cfg.MaxTries = true, 1
+		in.Config = &cfg
+	}
+	d := chain.Decide(in)
+	if !d.Hop {
+		if chainInstalled {
 			return Choice{Reason: "the chain boot says: " + d.Reason}
 		}
-		return Choice{Load: true, Plan: in.Plan, Reason: d.Reason, Try: true, ID: in.ID, Rec: in.Record, Max: d.Max}
+		return Choice{Reason: d.Reason}
 	}
-	if in.ConfigErr != nil {
-		return Choice{Reason: fmt.Sprintf("the config cannot be used: %v", in.ConfigErr)}
-	}
-	if in.PlanErr != nil {
-		return Choice{Reason: in.PlanErr.Error()}
-	}
-	p := in.Base
-	rel := ""
-	if p.Release != "" {
-		rel = " (" + p.Release + ")"
-	}
-	return Choice{Load: true, Plan: p, Reason: fmt.Sprintf("%s%s, %s", p.Kernel, rel, p.KernelFrom)}
+	return Choice{Load: true, Hop: d, Reason: d.Reason, Rec: in.Record}
 }
 
 // Next is what the next reboot does: whether the fast reboot is installed,
@@ -115,7 +108,7 @@ func (n Next) String() string {
 	case !n.Choice.Load:
 		return "the next reboot goes through the firmware: " + n.Choice.Reason
 	}
-	return "the next reboot goes through kexec into " + n.Choice.Reason
+	return "the next reboot goes through kexec, " + n.Choice.Reason
 }
 
 // Env is the machine a fast reboot acts on.
@@ -182,27 +175,36 @@ func Prepare(e Env) {
 		}
 	}
 	c := next.Choice
+	if c.Rec.Pending && e.Store != nil {
+		// This boot's try (or one nobody settled) ends unconfirmed.
+		r, f := tries.Fail(c.Rec, e.Now(), "the machine rebooted before kxboot mark-good confirmed the kernel")
+		if err := e.Store.WriteLocked(r); err != nil {
+			e.Logf("kxboot: reboot: cannot record the failure in %s: %v", tries.RecordPath, err)
+		} else {
+			c.Rec = r
+			e.history(tries.Entry{Event: "failed", Kernel: f.Kernel, Try: f.Try, Reason: f.Reason})
+		}
+	}
 	if !c.Load {
 		firmware(c.Reason)
 		return
 	}
+	b := c.Hop.Boot
 	start := time.Now()
-	res, err := e.Engine.Load(kexec.Request{Kernel: c.Plan.Kernel, Initrds: c.Plan.Initrds, Cmdline: c.Plan.Cmdline})
+	res, err := e.Engine.Load(kexec.Request{Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline})
 	if err != nil {
 		firmware(err.Error())
 		return
 	}
-	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", c.Plan.Kernel, res.Syscall, time.Since(start).Milliseconds(), c.Plan.Cmdline)
-	if c.Try {
-		r := tries.Hop(c.Rec, c.Plan.Kernel, c.ID, e.Now(), e.BootID)
-		if err := e.Store.WriteLocked(r); err != nil {
-			firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
-			return
-		}
-		e.history(tries.Entry{Event: "hop", Kernel: c.Plan.Kernel, Try: r.Tries, Max: c.Max, Reason: TryPrefix + c.Reason})
+	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", b.Kernel, res.Syscall, time.Since(start).Milliseconds(), b.Cmdline)
+	// The try is durable before the jump: a kernel that never confirms is
+	// counted by the next boot, whatever kernel that is.
+	r := chain.HopRecord(c.Rec, c.Hop, e.Now(), e.BootID)
+	if err := e.Store.WriteLocked(r); err != nil {
+		firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
 		return
 	}
-	e.history(tries.Entry{Event: "fast-reboot", Kernel: c.Plan.Kernel, Reason: c.Reason})
+	e.history(tries.Entry{Event: "hop", Entry: c.Hop.Entry, Kernel: b.Kernel, Try: r.Tries, Max: c.Hop.Max, Reason: TryPrefix + c.Reason})
 }
 
 // Jump starts the loaded kernel, at the end of a reboot. When this is not

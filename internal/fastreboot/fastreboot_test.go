@@ -69,13 +69,13 @@ func (b *box) events(t *testing.T) string {
 func TestPrepareLoadsNewest(t *testing.T) {
 	b := newBox(t, "BOOT_IMAGE=/vmlinuz-A root=/dev/vda ro", "", false)
 	Prepare(b.env)
-	if !slices.Equal(b.sys.Calls, []string{"file_load"}) || b.sys.Cmdline != "root=/dev/vda ro kxboot.chained=1" {
+	if !slices.Equal(b.sys.Calls, []string{"file_load"}) || b.sys.Cmdline != "root=/dev/vda ro panic=10 kxboot.chained=1" {
 		t.Fatalf("calls %v, cmdline %q, log %q", b.sys.Calls, b.sys.Cmdline, b.log)
 	}
 	if !strings.Contains(b.log[len(b.log)-1], "kxboot: reboot: loaded "+kB+" with kexec_file_load in ") {
 		t.Errorf("log %q", b.log)
 	}
-	if got := b.events(t); got != "fast-reboot" {
+	if got := b.events(t); got != "hop" {
 		t.Errorf("history %q", got)
 	}
 	// The jump: sync and reboot(LINUX_REBOOT_CMD_KEXEC); the fake's returns.
@@ -90,11 +90,11 @@ func TestPrepareLoadsNewest(t *testing.T) {
 }
 
 // TestPrepareFromAHop: a reboot from a kernel that came through kxboot
-// keeps its command line, APPEND once.
+// keeps its command line, APPEND and panic= once.
 func TestPrepareFromAHop(t *testing.T) {
-	b := newBox(t, "root=/dev/vda ro nomodeset kxboot.chained=1", "APPEND=nomodeset\n", false)
+	b := newBox(t, "root=/dev/vda ro nomodeset panic=10 kxboot.chained=1", "APPEND=nomodeset\n", false)
 	Prepare(b.env)
-	if b.sys.Cmdline != "root=/dev/vda ro nomodeset kxboot.chained=1" {
+	if b.sys.Cmdline != "root=/dev/vda ro nomodeset panic=10 kxboot.chained=1" {
 		t.Errorf("cmdline %q", b.sys.Cmdline)
 	}
 }
@@ -106,7 +106,7 @@ func TestPrepareFallsThrough(t *testing.T) {
 		want       string
 		loaded     bool
 	}{
-		{"kernel gone", "KERNEL=/boot/vmlinuz-gone\n", nil, "through the firmware: cannot load: kernel /boot/vmlinuz-gone does not exist", false},
+		{"kernel gone", "KERNEL=/boot/vmlinuz-gone\n", nil, "through the firmware: kernel /boot/vmlinuz-gone does not exist", false},
 		{"firmware asked", "", func(b *box) { RequestFirmware(b.env.FS, "kxboot reboot --firmware") }, "one reboot through the firmware was asked for (kxboot reboot --firmware", false},
 		{"poweroff", "", func(b *box) {
 			b.env.Rebooting = func() (bool, error) { return false, nil }

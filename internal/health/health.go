@@ -101,6 +101,9 @@ const retryEvery = 10 * time.Second
 func Confirm(e Env) (string, error) {
 	r, err := e.onHop()
 	if errors.Is(err, ErrNotAHop) {
+		if what := e.settleLost(); what != "" {
+			return what, nil
+		}
 		return "this boot did not come through kxboot (no marker on the command line): nothing to confirm", nil
 	}
 	if err != nil {
@@ -156,6 +159,32 @@ func Confirm(e Env) (string, error) {
 	}
 	return what, nil
 }
+
+// settleLost records as failed a try that a boot before this one left
+// pending: this boot did not come through kxboot, so the kernel hopped
+// into (by a fast reboot, where no chain boot settles it) did not come
+// back confirmed; the firmware brought this kernel instead. It says what
+// it recorded, or "" when nothing was pending.
+func (e Env) settleLost() string {
+	var f *tries.Failure
+	e.Store.Update(func(r tries.Record, rerr error) (tries.Record, error) {
+		if rerr != nil || !r.Pending || r.HopBoot == e.BootID {
+			return r, errNothing
+		}
+		r, f = tries.Settle(r, e.Now())
+		f.Reason += "; the firmware brought back " + e.Release
+		r.Failure = f
+		return r, nil
+	})
+	if f == nil {
+		return ""
+	}
+	e.history(tries.Entry{Event: "failed", Kernel: f.Kernel, Try: f.Try, Reason: f.Reason})
+	return fmt.Sprintf("this boot did not come through kxboot: the hop into %s (try %d) failed: %s", f.Kernel, f.Try, f.Reason)
+}
+
+// errNothing ends an update that has nothing to write.
+var errNothing = errors.New("nothing to write")
 
 // Fail records that the running hop failed, then reboots through the
 // firmware unless reboot is false.

@@ -33,7 +33,7 @@ func newBox(t *testing.T, cmdline string, cfg config.Config, pending bool) *box 
 	setUp()
 	store := &tries.Store{FS: fsys}
 	if pending {
-		store.Write(tries.Hop(tries.Record{}, "/boot/vmlinuz-B", "id", time.Now(), "boot-a"))
+		store.Write(tries.Hop(tries.Record{}, tries.Boot{Kernel: "/boot/vmlinuz-B", ID: "id"}, tries.Configured, "", time.Now(), "boot-a"))
 	}
 	b.env = Env{
 		FS: fsys, Store: store, Config: &cfg,
@@ -91,14 +91,29 @@ func TestConfirm(t *testing.T) {
 	}
 }
 
+// TestConfirmNotAHop: mark-good on a boot that did not come through
+// kxboot confirms nothing; a try a boot before left pending (a fast
+// reboot into a kernel that never came back) is recorded as failed, once.
 func TestConfirmNotAHop(t *testing.T) {
 	b := newBox(t, "root=/dev/vda ro", conf(""), true)
 	what, err := Confirm(b.env)
-	if err != nil || !strings.Contains(what, "did not come through kxboot") {
+	if err != nil || !strings.Contains(what, "did not come through kxboot: the hop into /boot/vmlinuz-B (try 1) failed: the kernel never confirmed") {
 		t.Errorf("Confirm on the provider's kernel = %q, %v", what, err)
 	}
+	r, _ := b.env.Store.Read()
+	if r.Pending || r.Tries != 1 || r.Failure == nil || !r.Confirmed.IsZero() || !strings.HasSuffix(r.Failure.Reason, "the firmware brought back "+b.env.Release) {
+		t.Errorf("the provider's kernel settled the owner's try as %+v", r)
+	}
+	what, err = Confirm(b.env)
+	if err != nil || what != "this boot did not come through kxboot (no marker on the command line): nothing to confirm" {
+		t.Errorf("second Confirm = %q, %v", what, err)
+	}
+	// A try this very boot recorded (for the reboot it is going down for)
+	// is not this boot's to settle.
+	b.env.Store.Write(tries.Hop(tries.Record{}, tries.Boot{Kernel: "/boot/k", ID: "k"}, tries.Configured, "", time.Now(), b.env.BootID))
+	Confirm(b.env)
 	if r, _ := b.env.Store.Read(); !r.Pending {
-		t.Error("the provider's kernel confirmed the owner's try")
+		t.Errorf("settled this boot's own try: %+v", r)
 	}
 }
 

@@ -140,9 +140,9 @@ func confirmUnit(bin string, bootComplete bool) string {
 	if bootComplete {
 		deps = "Requires=boot-complete.target\nAfter=boot-complete.target multi-user.target"
 	}
-	return fmt.Sprintf(`# Installed by kxboot install chain; removed by kxboot uninstall.
+	return fmt.Sprintf(`# Installed by kxboot install (chain or reboot); removed by kxboot uninstall.
 [Unit]
-Description=kxboot confirmation that the owner's kernel booted well
+Description=kxboot confirmation that the kernel kxboot booted came up well
 Documentation=https://github.com/kxboot/kxboot
 %s
 

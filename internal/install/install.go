@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func (m Machine) Chain(o Options) error {
 	// comes before the chain boot's own steps, so that no hop is
 	// installed without its confirmation.
 	running := initsys.Running(m.FS)
-	confirm, err := running.Confirm(c)
+	confirm, err := m.confirmSteps(running, c)
 	if err != nil {
 		return err
 	}
@@ -126,10 +127,16 @@ func (m Machine) Reboot(o RebootOptions) error {
 	if err := m.preflight(running, c); err != nil {
 		return err
 	}
+	// Every fast reboot is a try, confirmed like a hop of the chain boot.
+	confirm, err := m.confirmSteps(running, c)
+	if err != nil {
+		return err
+	}
 	steps, err := running.Reboot(c)
 	if err != nil {
 		return err
 	}
+	steps = append(confirm, steps...)
 	r := &journal.Record{Job: journal.JobReboot, Mode: string(mode), Binary: o.Binary, Time: time.Now().UTC(), Steps: journal.Tidy(steps)}
 	if err := m.journal().Apply(r); err != nil {
 		return err
@@ -143,6 +150,88 @@ func (m Machine) Reboot(o RebootOptions) error {
 	m.Report("How this machine tells a reboot from a poweroff: %s.", how)
 	m.Report("One reboot through the firmware: kxboot reboot --firmware. Undo it with: kxboot uninstall reboot")
 	return nil
+}
+
+// confirmSteps are the steps of the confirmation service, which both jobs
+// need and one install record holds: none when the other job's install
+// placed it already.
+func (m Machine) confirmSteps(running initsys.Init, c initsys.Context) ([]journal.Step, error) {
+	steps, err := running.Confirm(c)
+	if err != nil {
+		return nil, err
+	}
+	if p := confirmFile(steps); p != "" && m.FS.Exists(p) && m.heldBy(p) != "" {
+		return nil, nil
+	}
+	return steps, nil
+}
+
+// confirmFile is the file the confirmation steps write.
+func confirmFile(steps []journal.Step) string {
+	for _, s := range steps {
+		if s.Kind == "file" {
+			return s.Path
+		}
+	}
+	return ""
+}
+
+// heldBy is the installed job whose record wrote the file p, or "".
+func (m Machine) heldBy(p string) string {
+	for _, job := range []string{journal.JobChain, journal.JobReboot} {
+		r, err := journal.Read(m.FS, job)
+		if err != nil || r == nil {
+			continue
+		}
+		for _, s := range r.Steps {
+			if s.Kind == "file" && s.Path == p && s.Done {
+				return job
+			}
+		}
+	}
+	return ""
+}
+
+// handOver gives the confirmation service to the job that stays when the
+// uninstalled one held it: its steps are planned again and added to that
+// job's record.
+func (m Machine) handOver(gone *journal.Record) error {
+	other := otherJob(gone.Job)
+	r, err := journal.Read(m.FS, other)
+	if err != nil || r == nil {
+		return err
+	}
+	running := initsys.Running(m.FS)
+	steps, err := running.Confirm(m.context(r.Binary, ""))
+	if err != nil {
+		return err
+	}
+	p := confirmFile(steps)
+	held := false
+	for _, s := range gone.Steps {
+		held = held || s.Kind == "file" && s.Path == p
+	}
+	if !held || m.FS.Exists(p) {
+		return nil
+	}
+	if gone.MadeDir() && !r.MadeDir() {
+		// The state directory goes with the last install, as it would
+		// have with the one that made it.
+		r.Steps = append([]journal.Step{{Kind: "dir", Path: journal.Dir, Done: true}}, r.Steps...)
+	}
+	r.Steps = append(r.Steps, steps...)
+	if err := m.journal().Apply(r); err != nil {
+		return fmt.Errorf("kxboot %s stays installed, but its confirmation service could not be put back: %w", other, err)
+	}
+	m.Report("kxboot %s stays installed and keeps its confirmation service (%s).", other, p)
+	return nil
+}
+
+func otherJob(job string) string {
+	if job == journal.JobChain {
+		return journal.JobReboot
+	}
+	return journal.JobChain
 }
 
 // already checks a job's record before an install in mode: done when that
@@ -215,6 +304,11 @@ func (m Machine) UninstallJobs(jobs ...string) error {
 		any = true
 		if err := m.journal().Undo(r); err != nil {
 			return err
+		}
+		if !slices.Contains(jobs, otherJob(job)) {
+			if err := m.handOver(r); err != nil {
+				return err
+			}
 		}
 		m.forgetState(r)
 	}

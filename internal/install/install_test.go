@@ -288,7 +288,7 @@ func TestInstallUninstallRestoresExactly(t *testing.T) {
 			// The boots since left a try record, a history and a
 			// write cut short by a power cut: they go with the install.
 			st := tries.Store{FS: fsys}
-			st.Write(tries.Hop(tries.Record{}, "/boot/k", "id", time.Now(), "b"))
+			st.Write(tries.Hop(tries.Record{}, tries.Boot{Kernel: "/boot/k", ID: "id"}, tries.Configured, "", time.Now(), "b"))
 			st.Append(tries.Entry{Event: "hop", Try: 1})
 			rootfstest.Write(t, fsys, tries.Dir+"/.tries.tmp42", []byte("half"))
 			if err := m.Uninstall(); err != nil {
@@ -659,6 +659,19 @@ func TestRebootInstall(t *testing.T) {
 					t.Errorf("%s was not created", p)
 				}
 			}
+			// The confirmation service: a fast reboot is a try too. One
+			// record holds it, the chain's when that came first.
+			confirm := map[string]string{"systemd": initsys.ConfirmUnit}[tt.init]
+			if confirm == "" {
+				confirm = initsys.ConfirmScript
+			}
+			holder := journal.JobReboot
+			if tt.withChain {
+				holder = journal.JobChain
+			}
+			if after[confirm] == "" || (Machine{FS: fsys}).heldBy(confirm) != holder {
+				t.Errorf("confirmation %s: %q, held by %q; want %s's", confirm, after[confirm], (Machine{FS: fsys}).heldBy(confirm), holder)
+			}
 			if rec, err := journal.Read(fsys, journal.JobReboot); err != nil || rec == nil || rec.Mode != tt.init {
 				t.Errorf("reboot record: %+v, %v", rec, err)
 			}
@@ -697,8 +710,35 @@ func TestRebootInstall(t *testing.T) {
 	if err := m.UninstallJobs(journal.JobReboot); err != nil {
 		t.Fatal(err)
 	}
-	if fsys.Exists(initsys.RebootUnit) || !fsys.Exists(initsys.SystemdUnit) {
-		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v", fsys.Exists(initsys.RebootUnit), fsys.Exists(initsys.SystemdUnit))
+	if fsys.Exists(initsys.RebootUnit) || !fsys.Exists(initsys.SystemdUnit) || !fsys.Exists(initsys.ConfirmUnit) {
+		t.Errorf("uninstall reboot: reboot unit %v, chain unit %v, confirm unit %v", fsys.Exists(initsys.RebootUnit), fsys.Exists(initsys.SystemdUnit), fsys.Exists(initsys.ConfirmUnit))
+	}
+	// The fast reboot first, then the chain boot: the confirmation is the
+	// fast reboot's; uninstalling that hands it to the chain boot, whose
+	// uninstall then takes it away with the rest.
+	fsys, run = debian(t, "systemd")
+	before = snapshot(t, fsys)
+	m = machineFor(fsys, run, &out)
+	if err := m.Reboot(RebootOptions{Binary: "/usr/local/sbin/kxboot"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Chain(Options{Mode: initsys.Systemd, Binary: "/usr/local/sbin/kxboot"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.heldBy(initsys.ConfirmUnit) != journal.JobReboot {
+		t.Errorf("the confirmation is held by %q; want the fast reboot's record", m.heldBy(initsys.ConfirmUnit))
+	}
+	if err := m.UninstallJobs(journal.JobReboot); err != nil {
+		t.Fatal(err)
+	}
+	if !fsys.Exists(initsys.ConfirmUnit) || m.heldBy(initsys.ConfirmUnit) != journal.JobChain {
+		t.Errorf("after uninstall reboot the confirmation is %v, held by %q; want kept by the chain boot", fsys.Exists(initsys.ConfirmUnit), m.heldBy(initsys.ConfirmUnit))
+	}
+	if err := m.Uninstall(); err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(before, snapshot(t, fsys)); d != "" {
+		t.Errorf("uninstall did not restore the tree:\n%s", d)
 	}
 }
 

@@ -204,6 +204,9 @@ func (j Journal) save(r *Record) error {
 // the steps themselves move aside (the wrapper's /sbin/init) in movedFirst.
 func (j Journal) Apply(r *Record, movedFirst ...string) error {
 	for _, s := range r.Steps {
+		if s.Done {
+			continue // an earlier Apply of this record made it
+		}
 		if _, err := os.Lstat(j.FS.Path(s.Path)); err == nil && (s.Kind == "file" || s.Kind == "link" && !slices.Contains(movedFirst, s.Path)) {
 			return fmt.Errorf("%s exists already; kxboot will not overwrite it: move it away (or remove it if it is a left-over of kxboot), then install again", s.Path)
 		}

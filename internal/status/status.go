@@ -31,6 +31,10 @@ type Report struct {
 	ViaKxboot bool          `json:"via_kxboot"`
 	Marker    string        `json:"marker,omitempty"` // the marker found on the running command line
 	Init      string        `json:"init"`             // the init system that runs the machine
+	// Entry is which entry this boot is (once, configured, known-good,
+	// provider), and EntryWhy why it was chosen.
+	Entry    string `json:"entry"`
+	EntryWhy string `json:"entry_reason"`
 
 	Loaded    *bool  `json:"loaded,omitempty"` // absent when it cannot be told
 	LoadedErr string `json:"loaded_error,omitempty"`
@@ -65,6 +69,7 @@ func From(s bootstate.State) Report {
 	r := Report{Schema: Schema, BootID: s.BootID, Release: s.Release, Cmdline: s.Cmdline,
 		Via: s.Via, ViaKxboot: s.ViaKxboot(), Marker: s.Marker, Init: string(s.Init),
 		LastChain: s.LastChain, Reboot: s.NextReboot.String(), Fallback: s.Fallback()}
+	r.Entry, r.EntryWhy = s.Entry()
 	if s.LoadedErr != nil {
 		r.LoadedErr = s.LoadedErr.Error()
 	} else {
@@ -110,6 +115,8 @@ func From(s bootstate.State) Report {
 func Write(w io.Writer, r Report) {
 	if r.Fallback != "" {
 		fmt.Fprintf(w, "FALLBACK:   the chain boot stopped; this is the provider's kernel: %s\n", r.Fallback)
+	} else {
+		fmt.Fprintf(w, "entry:      %s: %s\n", entrySays[r.Entry], r.EntryWhy)
 	}
 	fmt.Fprintf(w, "kernel:     %s\n", r.Release)
 	fmt.Fprintf(w, "cmdline:    %s\n", r.Cmdline)
@@ -154,6 +161,14 @@ func Write(w io.Writer, r Report) {
 	case r.NextErr != "":
 		fmt.Fprintf(w, "next load:  impossible: %s\n", r.NextErr)
 	}
+}
+
+// entrySays names the entries for people.
+var entrySays = map[string]string{
+	tries.Once:         "the one-shot kernel",
+	tries.Configured:   "the configured kernel",
+	tries.KnownGood:    "the last known-good kernel",
+	bootstate.Provider: "the provider's kernel",
 }
 
 // viaSays words how this boot came.

@@ -105,7 +105,7 @@ func TestWrite(t *testing.T) {
 		"loaded:     yes",
 		"installed:  chain wrapper (undo: kxboot uninstall)\n",
 		"tries:      this boot is try 1 of 3 of /boot/vmlinuz, waiting for kxboot mark-good\n",
-		"reboot:     the next reboot goes through kexec into /boot/vmlinuz\n",
+		"reboot:     the next reboot goes through kexec, /boot/vmlinuz\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())

@@ -16,7 +16,9 @@ type Entry struct {
 	Running string    `json:"running,omitempty"` // release of the kernel that wrote it
 	Kernel  string    `json:"kernel,omitempty"`  // the kernel hopped into (or to be)
 	// Event is hop, boot-on, abort, fallback, confirmed, failed or reset.
-	Event  string `json:"event"`
+	Event string `json:"event"`
+	// Entry is which entry a hop booted: once, configured, known-good.
+	Entry  string `json:"entry,omitempty"`
 	Try    int    `json:"try,omitempty"`
 	Max    int    `json:"max,omitempty"`
 	Reason string `json:"reason,omitempty"`

@@ -1,9 +1,12 @@
 // Package tries is the chain boot's memory across boots: which kernel it
 // hops into, how many hops in a row have gone unconfirmed, and what went
-// wrong last. The provider's kernel is the known-good system; the owner's
-// kernel is a try that must confirm itself (kxboot mark-good) before the
-// count is cleared. After MaxTries unconfirmed hops in a row the chain boot
-// stops and the machine stays on the provider's kernel.
+// wrong last. Every hop (at boot, or by a fast reboot) is a try that must
+// confirm itself (kxboot mark-good) before the count is cleared; a
+// confirmed hop becomes the last known-good entry. After MaxTries
+// unconfirmed hops in a row the owner's kernel is given up: the chain boot
+// hops into the last known-good entry instead, itself counted, and when
+// that fails too the machine stays on the provider's kernel. A one-shot
+// entry (kxboot chain --once, kxboot reboot --once) is the next hop only.
 //
 // The record is one small file, replaced atomically (temp file, fsync,
 // rename, fsync of the directory) and carrying a SHA-256 of its contents,
@@ -28,10 +31,58 @@ const (
 	HistoryPath = Dir + "/history"
 )
 
+// The entries a hop can boot, in the order the chain boot considers them.
+const (
+	Once       = "once"       // a one-shot kernel, asked for by --once
+	Configured = "configured" // the owner's kernel: KERNEL= or the newest installed
+	KnownGood  = "known-good" // the last hop that was confirmed
+)
+
+// Boot is what a hop loads: the files, the exact command line, and the
+// identity of the three together.
+type Boot struct {
+	Kernel  string   `json:"kernel"`
+	Initrds []string `json:"initrds,omitempty"`
+	Cmdline string   `json:"cmdline,omitempty"`
+	Release string   `json:"release,omitempty"`
+	ID      string   `json:"id,omitempty"`
+}
+
+// Good is the last known-good entry: a hop that was confirmed.
+type Good struct {
+	Boot
+	Confirmed time.Time `json:"confirmed"`
+}
+
+// GaveUp is the owner's kernel after it used up its tries: while its
+// identity stays the same, the chain boot goes to the known-good entry.
+type GaveUp struct {
+	Kernel string    `json:"kernel"`
+	ID     string    `json:"id"`
+	Tries  int       `json:"tries"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// OneShot is a kernel asked for once: the next hop boots it (with the
+// initrds found beside it, or those named, and the usual command line),
+// and the one after goes back to the usual entry.
+type OneShot struct {
+	Kernel  string    `json:"kernel"`
+	Initrds []string  `json:"initrds,omitempty"` // nil: those found beside the kernel
+	By      string    `json:"by"`                // the command that asked, for the history
+	Asked   time.Time `json:"asked"`
+}
+
 // Record is the state of the tries.
 type Record struct {
 	Version int    `json:"version"`
 	Kernel  string `json:"kernel,omitempty"` // the kernel hopped into
+	// Entry is which entry the last hop booted (Once, Configured,
+	// KnownGood), and Why the decision's reason; Boot what it loaded.
+	Entry string `json:"entry,omitempty"`
+	Why   string `json:"why,omitempty"`
+	Boot  *Boot  `json:"boot,omitempty"`
 	// ID identifies the kernel file, its initrds and the command line of
 	// the hop: when any changes, the count starts again.
 	ID string `json:"id,omitempty"`
@@ -49,6 +100,11 @@ type Record struct {
 	Health    string    `json:"health,omitempty"`
 	Confirmed time.Time `json:"confirmed,omitzero"`
 	Failure   *Failure  `json:"last_failure,omitempty"`
+	// Good is the last known-good entry, GaveUp the owner's kernel that
+	// used up its tries, Next a one-shot kernel for the next hop.
+	Good   *Good    `json:"known_good,omitempty"`
+	GaveUp *GaveUp  `json:"gave_up,omitempty"`
+	Next   *OneShot `json:"once,omitempty"`
 }
 
 // Failure is the last failed try.
@@ -131,17 +187,43 @@ func Settle(r Record, now time.Time) (Record, *Failure) {
 	return fail(r, now, reason)
 }
 
-// Hop is the record written, durably, before the jump.
-func Hop(r Record, kernel, id string, now time.Time, boot string) Record {
-	tries := NextTry(r, id)
-	r.Kernel, r.ID, r.Tries = kernel, id, tries
+// Hop is the record written, durably, before the jump into b, booted as
+// entry for the reason why. A one-shot kernel is used up by its hop.
+func Hop(r Record, b Boot, entry, why string, now time.Time, boot string) Record {
+	tries := NextTry(r, b.ID)
+	r.Kernel, r.ID, r.Tries = b.Kernel, b.ID, tries
+	r.Entry, r.Why, r.Boot = entry, why, &b
 	r.Pending, r.HopTime, r.HopBoot, r.Health = true, now, boot, ""
+	if entry == Once {
+		r.Next = nil
+	}
 	return r
 }
 
-// Confirm clears the count: the running hop is healthy.
+// GiveUp records that the owner's kernel (kernel, id) used up its tries,
+// so that the next hops go to the known-good entry until its identity
+// changes or kxboot reset.
+func GiveUp(r Record, kernel, id string, tries int, reason string, now time.Time) Record {
+	r.GaveUp = &GaveUp{Kernel: kernel, ID: id, Tries: tries, Reason: reason, Time: now}
+	return r
+}
+
+// GivenUp says whether the hop into id is given up: it used up max tries
+// now, or did before the chain boot went to the known-good entry.
+func GivenUp(r Record, id string, max int) bool {
+	return Exhausted(r, id, max) || (max > 0 && r.GaveUp != nil && r.GaveUp.ID == id)
+}
+
+// Confirm clears the count: the running hop is healthy, and becomes the
+// last known-good entry.
 func Confirm(r Record, now time.Time) Record {
 	r.Tries, r.Pending, r.Health, r.Confirmed = 0, false, "", now
+	if r.Boot != nil && r.Boot.ID == r.ID {
+		r.Good = &Good{Boot: *r.Boot, Confirmed: now}
+	}
+	if r.GaveUp != nil && r.GaveUp.ID == r.ID {
+		r.GaveUp = nil // the given-up kernel was tried again, and is well
+	}
 	return r
 }
 
@@ -156,8 +238,9 @@ func fail(r Record, now time.Time, reason string) (Record, *Failure) {
 	return r, f
 }
 
-// Reset forgets the count, keeping the last failure for the record.
+// Reset forgets the count and the given-up kernel, keeping the last
+// failure and the known-good entry for the record.
 func Reset(r Record) Record {
-	r.Tries, r.Pending, r.Health = 0, false, ""
+	r.Tries, r.Pending, r.Health, r.GaveUp = 0, false, "", nil
 	return r
 }

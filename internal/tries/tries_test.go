@@ -17,7 +17,7 @@ import (
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func TestEncodeDecode(t *testing.T) {
-	r := Hop(Record{}, "/boot/vmlinuz-6.12", "abc", t0, "boot-1")
+	r := Hop(Record{}, Boot{Kernel: "/boot/vmlinuz-6.12", ID: "abc"}, Configured, "", t0, "boot-1")
 	got, err := Decode(Encode(r))
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestEncodeDecode(t *testing.T) {
 }
 
 func TestDecodeDamaged(t *testing.T) {
-	good := Encode(Hop(Record{}, "/boot/k", "id", t0, "b"))
+	good := Encode(Hop(Record{}, Boot{Kernel: "/boot/k", ID: "id"}, Configured, "", t0, "b"))
 	flipped := []byte(strings.Replace(string(good), `\"tries\":1`, `\"tries\":0`, 1))
 	flipped = []byte(strings.Replace(string(flipped), `"tries":1`, `"tries":0`, 1))
 	for name, b := range map[string][]byte{
@@ -60,7 +60,7 @@ func TestLifecycle(t *testing.T) {
 		if n := NextTry(r, "A"); n != i {
 			t.Fatalf("next try %d; want %d", n, i)
 		}
-		r = Hop(r, "/boot/k", "A", t0, "b")
+		r = Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b")
 		r, f = Settle(r, t0.Add(time.Minute)) // the provider's kernel came back
 		if f == nil || f.Try != i || !strings.Contains(f.Reason, "never confirmed") {
 			t.Fatalf("settle after hop %d: %+v", i, f)
@@ -80,11 +80,11 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("reset: %+v (the last failure is kept for the record)", r)
 	}
 	// Confirmed, then failing again: counts from one.
-	r = Confirm(Hop(r, "/boot/k", "A", t0, "b"), t0)
+	r = Confirm(Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"), t0)
 	if r.Tries != 0 || r.Pending {
 		t.Fatalf("confirm: %+v", r)
 	}
-	r = Hop(r, "/boot/k", "A", t0, "b")
+	r = Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b")
 	r.Health = "ping: network unreachable"
 	r, f = Settle(r, t0)
 	if r.Tries != 1 || f == nil || !strings.Contains(f.Reason, "ping: network unreachable") {
@@ -93,7 +93,7 @@ func TestLifecycle(t *testing.T) {
 	if _, f := Settle(r, t0); f != nil {
 		t.Error("settling twice recorded two failures")
 	}
-	r, f = Fail(Hop(r, "/boot/k", "A", t0, "b"), t0, "marked bad")
+	r, f = Fail(Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"), t0, "marked bad")
 	if r.Pending || r.Tries != 2 || f.Reason != "marked bad" {
 		t.Errorf("fail: %+v %+v", r, f)
 	}
@@ -124,7 +124,7 @@ func TestStore(t *testing.T) {
 		}
 	}
 	if _, err := s.Update(func(r Record, err error) (Record, error) {
-		return Hop(r, "/boot/k", "A", t0, "b"), err
+		return Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"), err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +234,8 @@ func TestIdentity(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	s, root := newStore(t)
-	r, _ := Fail(Hop(Record{}, "/boot/k", "A", t0, "b"), t0, "marked bad")
-	s.Write(Hop(r, "/boot/k", "A", t0, "b"))
+	r, _ := Fail(Hop(Record{}, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"), t0, "marked bad")
+	s.Write(Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"))
 	what, err := s.Forget(t0.Add(time.Hour), "boot-2", "6.1.0-47-cloud-amd64")
 	if err != nil || what != "2 unconfirmed tries forgotten" {
 		t.Fatalf("Forget = %q, %v", what, err)
