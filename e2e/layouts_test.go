@@ -140,7 +140,7 @@ step dry kxboot reboot --dry-run
 	if got := dg.ok("1", "install").Stdout(); !strings.Contains(got, "How this machine tells a reboot from a poweroff: ") || !strings.Contains(got, says) {
 		dg.errorf("boot 1: install reboot said:\n%s\nwant %q in it", got, says)
 	}
-	if got := dg.ok("1", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec into "+kB) {
+	if got := dg.ok("1", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec, booting "+kB) {
 		dg.errorf("boot 1: reboot --dry-run said %q", got)
 	}
 
@@ -155,7 +155,7 @@ step dry kxboot reboot --dry-run
 		dg.errorf("boot 2: status does not say the fast reboot brought it:\n%s", got)
 	}
 
-	n, wantH, kernels := "2", "fast-reboot", []string{a.Release, b.Release}
+	n, wantH, kernels := "2", "fast reboot: booting "+kB, []string{a.Release, b.Release}
 	if firmware {
 		s = dg.at(3, a.Release)
 		resets(3, 1)

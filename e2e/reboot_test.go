@@ -20,26 +20,33 @@ const clean = `step recovery sh -c 'dmesg | grep -c "recovery complete" || true'
 // is a clean one through the init system, since that is where the fast
 // reboot acts.
 //
+// sysvinit and OpenRC (fastRebootRun):
+//
 //	1 (A)  kxboot install reboot; reboot
 //	2 (B)  through kexec into the newest kernel, file systems clean;
 //	       kxboot reboot --firmware (OpenRC, Debian's layout: the history
 //	       has the fast reboot; uninstall; poweroff powers off)
 //	3 (A)  through the firmware, once: reboot --dry-run already says the
 //	       next reboot goes through kexec again (the flag is one boot's);
-//	       systemd: KERNEL=B in the config, then kernel B's file is moved
-//	       away; reboot
-//	       sysvinit: the history has the firmware reboot; uninstall;
-//	       poweroff powers off (no kexec)
-//	4 (A)  systemd: through the firmware, with the reason in the history:
-//	       the shutdown read KERNEL= (had it not, the newest kernel left,
-//	       A, would have come through kexec); uninstall; poweroff powers
-//	       off (no kexec)
+//	       the history has the firmware reboot; uninstall; poweroff
+//	       powers off (no kexec)
 //
-// The missing kernel's boot runs on systemd alone: what differs from the
-// --firmware boot is kxboot's decision at shutdown (fastreboot.Decide,
-// the same code under every init and covered by its unit tests), while
-// what each init system must do when kxboot declines to jump, go on to a
-// firmware reboot, every init shows with --firmware.
+// systemd (fastRebootTries): a one-shot kernel and the safety net.
+//
+//	1 (A)  kxboot install reboot; kxboot reboot --once --kernel A
+//	2 (A)  through kexec into A, the one-shot entry, confirmed; APPEND=
+//	       init=/bin/false; reboot --dry-run says the newest, B, again
+//	3      B through kexec: its init exits, the kernel panics, panic=
+//	       resets the machine
+//	3 (A)  through the firmware: mark-good records B's try as failed;
+//	       reboot --dry-run now says the last known-good kernel (A), not
+//	       B; uninstall; poweroff powers off (no kexec)
+//
+// A kernel the fast reboot's decision declines (a missing KERNEL=, a
+// damaged record) is fastreboot.Decide's, the same code under every init
+// and covered by its unit tests; what each init system must do when kxboot
+// declines to jump, go on to a firmware reboot, sysvinit shows with
+// --firmware.
 //
 // The kexec'd kernel of an OpenRC guest used to show nothing for minutes
 // after "kexec_core: Starting new kernel": QEMU's TCG spent 0.2 s on each
@@ -51,7 +58,11 @@ func TestFastReboot(t *testing.T) {
 	for _, flavour := range []string{harness.Systemd, harness.Sysvinit, harness.OpenRC} {
 		t.Run(flavour, func(t *testing.T) {
 			t.Parallel()
-			fastRebootRun(t, flavour, flavour == harness.Systemd, flavour != harness.OpenRC)
+			if flavour == harness.Systemd {
+				fastRebootTries(t)
+				return
+			}
+			fastRebootRun(t, flavour, flavour != harness.OpenRC)
 		})
 	}
 }
@@ -74,13 +85,13 @@ func (dg *diskGuest) wasClean(n int) {
 	}
 }
 
-// fastRebootRun follows the boots of TestFastReboot; missing adds boot 4;
-// without firmware, boot 2 uninstalls and powers off. Debian's OpenRC
+// fastRebootRun follows the boots of TestFastReboot; without firmware,
+// boot 2 uninstalls and powers off. Debian's OpenRC
 // boots slowest of the three (about a minute a boot and its shutdown
 // under TCG) and its --firmware boot is the one TestFastRebootLayouts
 // shows on OpenRC's other layouts: the decision and the flag are kxboot's,
 // and the jump service that declines is the same script in both layouts.
-func fastRebootRun(t *testing.T, flavour string, missing, firmware bool) {
+func fastRebootRun(t *testing.T, flavour string, firmware bool) {
 	a, b := kernels(t)
 	img := image(t, flavour)
 	kB := "/boot/vmlinuz-" + b.Release
@@ -90,14 +101,6 @@ step uninstall kxboot uninstall
 kx_poweroff`
 	third := clean + "step dry kxboot reboot --dry-run\n" + last
 	boots := 3
-	if missing {
-		third = clean + `step dry kxboot reboot --dry-run
-printf 'KERNEL=` + kB + `\nINITRD=/boot/initrd.img-` + b.Release + `\n' >/etc/default/kxboot
-step drykernel kxboot reboot --dry-run
-mv ` + kB + ` /root/kernel-B
-kx_reboot`
-		boots = 4
-	}
 	files := []harness.GuestFile{
 		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
 		harness.BootScript(1, clean+`step install kxboot install reboot
@@ -122,9 +125,6 @@ kx_idle`),
 		files[2] = harness.BootScript(2, clean+"step status kxboot status\n"+last)
 		files = files[:3]
 	}
-	if missing {
-		files = append(files, harness.BootScript(4, clean+"mv /root/kernel-B "+kB+"\n"+last))
-	}
 	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = boots + 1; o.Timeout = 15 * time.Minute }, files...)
 	resets, isClean := dg.resetsWere, dg.wasClean
 	loader := func(s *harness.Report, n int, want string) {
@@ -136,7 +136,7 @@ kx_idle`),
 
 	dg.at(1, a.Release)
 	dg.ok("1", "install")
-	if got := dg.ok("1", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec into "+kB) {
+	if got := dg.ok("1", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec, booting "+kB) {
 		dg.errorf("boot 1: reboot --dry-run said %q", got)
 	}
 	s := dg.at(2, b.Release)
@@ -147,7 +147,7 @@ kx_idle`),
 		dg.errorf("boot 2: status:\n%s", got)
 	}
 	if !firmware {
-		if h := dg.ok("2", "history").Stdout(); !strings.Contains(h, "fast-reboot") {
+		if h := dg.ok("2", "history").Stdout(); !strings.Contains(h, "hop try 1/1  "+kB+": fast reboot: booting "+kB) {
 			dg.errorf("boot 2: the history lacks the fast reboot:\n%s", h)
 		}
 		dg.ok("2", "uninstall")
@@ -160,30 +160,17 @@ kx_idle`),
 		}
 		return
 	}
-	if got := dg.ok("2", "fwdry").Stdout(); !strings.Contains(got, "would reboot once through the firmware; after it, the next reboot goes through kexec into "+kB) {
+	if got := dg.ok("2", "fwdry").Stdout(); !strings.Contains(got, "would reboot once through the firmware; after it, the next reboot goes through kexec, booting "+kB) {
 		dg.errorf("boot 2: reboot --firmware --dry-run said %q", got)
 	}
 	s = dg.at(3, a.Release)
 	resets(3, 1)
 	loader(s, 3, "b0")
 	isClean(3)
-	steps := []string{"dry"}
-	if missing {
-		steps = append(steps, "drykernel")
-	}
-	for _, step := range steps {
-		if got := dg.ok("3", step).Stdout(); !strings.Contains(got, "the next reboot goes through kexec into "+kB) {
-			dg.errorf("boot 3: reboot --dry-run said %q", got)
-		}
+	if got := dg.ok("3", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec, booting "+kB) {
+		dg.errorf("boot 3: reboot --dry-run said %q", got)
 	}
 	wantHistory := []string{"one reboot through the firmware was asked for (kxboot reboot --firmware)"}
-	if missing {
-		s = dg.at(4, a.Release)
-		resets(4, 2)
-		loader(s, 4, "b0")
-		isClean(4)
-		wantHistory = append(wantHistory, "kernel "+kB+" does not exist")
-	}
 	n := fmt.Sprint(boots)
 	h := dg.ok(n, "history").Stdout()
 	for _, want := range wantHistory {
@@ -197,10 +184,98 @@ kx_idle`),
 	}
 	resets(boots+1, boots-2)
 	want := []string{a.Release, b.Release, a.Release}
-	if missing {
-		want = append(want, a.Release)
-	}
 	if ks := dg.g.Kernels(); strings.Join(ks, " ") != strings.Join(want, " ") {
 		dg.errorf("kernels started: %v; want %v", ks, want)
+	}
+}
+
+// fastRebootTries follows the systemd boots of TestFastReboot: a one-shot
+// kernel, then a fast reboot into a kernel that panics, which the next
+// boot records as failed and the next reboot does not boot again.
+func fastRebootTries(t *testing.T) {
+	a, b := kernels(t)
+	img := image(t, harness.Systemd)
+	kA, kB := "/boot/vmlinuz-"+a.Release, "/boot/vmlinuz-"+b.Release
+	// The reboots run after the runner has reported the end of its boot,
+	// in a unit of their own (the shutdown would cut the report short).
+	later := func(cmd string) string {
+		return "systemd-run --quiet --no-block sh -c 'sleep 3; " + cmd + " >/dev/console 2>&1'\nkx_idle"
+	}
+	files := []harness.GuestFile{
+		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
+		harness.BootScript(1, clean+`step install kxboot install reboot
+step dry kxboot reboot --dry-run
+step oncedry kxboot reboot --once --kernel `+kA+` --dry-run
+`+later("kxboot reboot --once --kernel "+kA)),
+		harness.BootScript(2, clean+`step status kxboot status
+step good kxboot mark-good
+printf 'APPEND=init=/bin/false\n' >/etc/default/kxboot
+step dry kxboot reboot --dry-run
+kx_reboot`),
+		harness.BootScript(3, clean+`step good kxboot mark-good
+step status kxboot status
+step history kxboot history --json
+step dry kxboot reboot --dry-run
+step uninstall kxboot uninstall
+kx_poweroff`),
+	}
+	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = 5; o.Timeout = 15 * time.Minute }, files...)
+	loader := func(s *harness.Report, n int, want string) {
+		t.Helper()
+		if got, _ := s.Get("loader"); got != want {
+			dg.errorf("boot %d: type_of_loader %q; want %q (d0: a kexec loader, b0: qemu -kernel, the firmware path)", n, got, want)
+		}
+	}
+	has := func(n, step, want string) {
+		t.Helper()
+		if got := dg.ok(n, step).Stdout(); !strings.Contains(got, want) {
+			dg.errorf("boot %s: %s said:\n%s\nwant %q in it", n, step, got, want)
+		}
+	}
+
+	dg.at(1, a.Release)
+	dg.ok("1", "install")
+	has("1", "dry", "the next reboot goes through kexec, booting "+kB)
+	has("1", "oncedry", "would boot "+kA+" once through kexec; the reboot after goes back to the usual kernel")
+	s := dg.at(2, a.Release)
+	dg.resetsWere(2, 0)
+	loader(s, 2, "d0")
+	dg.wasClean(2)
+	has("2", "status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once")
+	has("2", "status", "came by:    fast-reboot")
+	has("2", "dry", "the next reboot goes through kexec, booting "+kB)
+	// Kernel B's init exits: the kernel panics and panic= (10 s, added by
+	// the fast reboot) resets the machine.
+	if _, err := dg.g.WaitFor("Attempted to kill init!", 5*time.Minute); err != nil {
+		dg.fatalf("kernel B did not panic the way the case means: %v", err)
+	}
+	s = dg.at(3, a.Release)
+	dg.resetsWere(3, 1)
+	loader(s, 3, "b0")
+	dg.wasClean(3)
+	// mark-good, by the runner or the confirmation service, whichever came
+	// first, recorded B's try as failed.
+	h := dg.ok("3", "history").Out
+	var events []string
+	for _, l := range h {
+		events = append(events, jsonField(l, "event")+":"+jsonField(l, "entry")+":"+jsonField(l, "kernel"))
+	}
+	want := "hop:once:" + kA + " confirmed::" + kA + " hop:configured:" + kB + " failed::" + kB
+	if got := strings.Join(events, " "); got != want {
+		dg.errorf("boot 3: history %q; want %q", got, want)
+	}
+	if !strings.Contains(h[len(h)-1], "the kernel never confirmed") || !strings.Contains(h[len(h)-1], "the firmware brought back "+a.Release) {
+		dg.errorf("boot 3: the failure's reason: %s", h[len(h)-1])
+	}
+	has("3", "status", "entry:      the provider's kernel: ")
+	has("3", "dry", "the next reboot goes through kexec, 1 unconfirmed hop into "+kB+" (last: the kernel never confirmed")
+	has("3", "dry", "; booting the last known-good kernel "+kA+" ("+a.Release+")")
+	dg.ok("3", "uninstall")
+	if err := dg.g.Wait(); err != nil {
+		dg.fatalf("qemu did not end after the poweroff: %v", err)
+	}
+	dg.resetsWere(4, 1)
+	if ks := dg.g.Kernels(); strings.Join(ks, " ") != strings.Join([]string{a.Release, a.Release, b.Release, a.Release}, " ") {
+		dg.errorf("kernels started: %v; want A, A, B, A", ks)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,7 +152,10 @@ func holding(fsys rootfs.FS, p string) (mounts.Mount, bool) {
 // Identity names a hop's kernel, initrds and command line: a replaced or
 // rewritten file (new inode, size or time) or another command line gives
 // another identity, and a fresh count of tries. Files that cannot be
-// read count by name only (the hop will fail on them anyway).
+// read count by name only (the hop will fail on them anyway). The
+// command line counts as a set of words, in any order: a fast reboot
+// reuses the running line, where an earlier hop's panic= may stand before
+// APPEND's words instead of after them, and that is the same boot.
 func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) string {
 	h := sha256.New()
 	for _, p := range append([]string{kernel}, initrds...) {
@@ -161,7 +165,9 @@ func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) s
 			fmt.Fprintf(h, "%d:%d:%d:%d.%d\x00", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 		}
 	}
-	fmt.Fprintf(h, "%s", cmdline)
+	words := strings.Fields(cmdline)
+	slices.Sort(words)
+	fmt.Fprintf(h, "%s", strings.Join(words, " "))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
