@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +63,7 @@ type tinyGuest struct {
 	slot  *slot
 	img   *harness.DiskImage
 	disk  string
+	disk2 string // a second root file system (/dev/nvme1n1), or ""
 	dir   string
 	runs  int
 	a, b  harness.Kernel
@@ -78,6 +81,14 @@ func tinyConf(kB, more string) string {
 // to the command line.
 func startTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tinyGuest {
 	t.Helper()
+	tg := newTiny(t, more, extra, files...)
+	tg.launch()
+	return tg
+}
+
+// newTiny is startTiny without the start.
+func newTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tinyGuest {
+	t.Helper()
 	a, b := kernels(t)
 	img := image(t, harness.Systemd)
 	dir := t.TempDir()
@@ -86,23 +97,54 @@ func startTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *ti
 		t.Fatal(err)
 	}
 	kB := "/boot/vmlinuz-" + b.Release
-	base := []harness.GuestFile{
+	// A config among files replaces the one made of more.
+	base := tinyBase(t, a, b, tinyConf(kB, more))
+	for _, f := range files {
+		if f.Path == "/etc/default/kxboot" {
+			base = slices.DeleteFunc(base, func(g harness.GuestFile) bool { return g.Path == f.Path })
+		}
+	}
+	if err := harness.Inject(disk, append(base, files...)...); err != nil {
+		t.Fatal(err)
+	}
+	return &tinyGuest{guest: &guest{t: t}, slot: claim(t), img: img, disk: disk, dir: dir, a: a, b: b, kB: kB, extra: extra}
+}
+
+// addRoot gives the tiny guest a second root file system, /dev/nvme1n1: a
+// copy of the same image made tiny the same way, with conf as its
+// /etc/default/kxboot and its runner's boots counted from 101.
+func (tg *tinyGuest) addRoot(conf string, files ...harness.GuestFile) {
+	tg.t.Helper()
+	dir := filepath.Join(tg.dir, "root2")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tg.t.Fatal(err)
+	}
+	disk, err := harness.NewDisk(tg.img, dir)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	base := append(tinyBase(tg.t, tg.a, tg.b, conf), harness.GuestFile{Path: "/var/lib/kxtest/count", Data: []byte("100\n")})
+	if err := harness.Inject(disk, append(base, files...)...); err != nil {
+		tg.t.Fatal(err)
+	}
+	tg.disk2 = disk
+}
+
+// tinyBase is what makes a copy of the image tiny: kxboot as /sbin/init
+// before the tiny init, the stand-ins for reboot and poweroff, conf as
+// /etc/default/kxboot, no initrds.
+func tinyBase(t *testing.T, a, b harness.Kernel, conf string) []harness.GuestFile {
+	return []harness.GuestFile{
 		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
 		{Path: "/usr/local/lib/kxtest/tinyinit", Mode: 0o755, Data: []byte(tinyInit)},
 		{Path: "/usr/local/sbin/reboot", Mode: 0o755, Data: []byte(tinyReboot)},
 		{Path: "/usr/local/sbin/poweroff", Mode: 0o755, Data: []byte(tinyPoweroff)},
 		{Path: "/sbin/init.kxboot-orig", Target: "/usr/local/lib/kxtest/tinyinit"},
 		{Path: "/sbin/init", Target: "/usr/local/sbin/kxboot"},
-		{Path: "/etc/default/kxboot", Data: []byte(tinyConf(kB, more))},
+		{Path: "/etc/default/kxboot", Data: []byte(conf)},
 		{Path: "/boot/initrd.img-" + a.Release, Absent: true},
 		{Path: "/boot/initrd.img-" + b.Release, Absent: true},
 	}
-	if err := harness.Inject(disk, append(base, files...)...); err != nil {
-		t.Fatal(err)
-	}
-	tg := &tinyGuest{guest: &guest{t: t}, slot: claim(t), img: img, disk: disk, dir: dir, a: a, b: b, kB: kB, extra: extra}
-	tg.launch()
-	return tg
 }
 
 // launch starts qemu on the guest's disk.
@@ -110,6 +152,7 @@ func (tg *tinyGuest) launch() {
 	tg.t.Helper()
 	tg.runs++
 	o := tg.img.BootDirect(tg.disk)
+	o.Disk2 = tg.disk2
 	o.Append += " kxtest.provider=1" + tg.extra
 	o.ConsoleLog = filepath.Join(tg.dir, fmt.Sprintf("console-%d.log", tg.runs))
 	o.MaxKernels = 60

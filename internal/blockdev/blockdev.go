@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kxboot/kxboot/internal/rootfs"
 )
 
@@ -363,4 +365,36 @@ func cString(b []byte) string {
 		b = b[:i]
 	}
 	return string(b)
+}
+
+// UUIDOf names the file system that holds the in-machine path p as a
+// root= would: "UUID=..." from its superblock, found through the device
+// number of p (/sys/dev/block/MAJOR:MINOR).
+func UUIDOf(fsys rootfs.FS, p string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fsys.Path(p), &st); err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	uevent, err := fsys.ReadString("/sys/dev/block/" + id + "/uevent")
+	if err != nil {
+		return "", fmt.Errorf("%s is on device %s, which /sys/dev/block does not list: %w", p, id, err)
+	}
+	name := ""
+	for _, l := range strings.Split(uevent, "\n") {
+		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+			name = v
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("%s is on device %s, which has no name in /sys/dev/block/%s/uevent", p, id, id)
+	}
+	sb, err := readSuperblock(fsys.Path(devPath(name)))
+	if err != nil {
+		return "", err
+	}
+	if sb.uuid == "" {
+		return "", fmt.Errorf("%s is on %s, whose file system has no ext4, XFS or btrfs UUID", p, devPath(name))
+	}
+	return "UUID=" + sb.uuid, nil
 }

@@ -64,6 +64,9 @@ type State struct {
 	LoadedErr error
 	LastChain string // this boot's chain decision, from the kernel log
 	History   []tries.Entry
+	// StateOn is the device of the try record shown, when it is not this
+	// machine's own (a slot's root, tries.StateParam).
+	StateOn string
 }
 
 // Loader says whether a kernel is loaded for kexec (kexec.Engine).
@@ -101,7 +104,15 @@ func Read(fsys rootfs.FS, loaded Loader) State {
 		s.Loaded, s.LoadedErr = loaded.Loaded()
 	}
 	s.LastChain = klog.LastChain(fsys)
-	s.History, _ = tries.Store{FS: fsys}.ReadHistory()
+	st := tries.Store{FS: fsys}
+	// A slot's root shows the try record of the machine that hopped.
+	if err := st.Locate(s.Cmdline); err != nil {
+		s.In.RecordErr = err
+	} else if st.Located() != "" {
+		s.In.Record, s.In.RecordErr = st.Read()
+		s.StateOn = st.Located()
+	}
+	s.History, _ = st.ReadHistory()
 	s.Via = via(s.Marker, s.BootID, s.History)
 	return s
 }

@@ -39,6 +39,23 @@ type Input struct {
 	// Once is the one-shot kernel the record asks for, Good the last
 	// known-good entry (nil when there is none or KNOWN_GOOD=no).
 	Once, Good *Candidate
+	// Slot is the active slot, when the config names slots: it stands
+	// for the configured kernel (Plan, ID).
+	Slot *Candidate
+}
+
+// primary is the configured entry: the active slot, or the kernel the
+// plan names.
+func (in Input) primary() Candidate {
+	if in.Slot != nil {
+		return *in.Slot
+	}
+	c := Candidate{Boot: tries.Boot{Kernel: in.Plan.Kernel, Initrds: in.Plan.Initrds, Cmdline: in.Plan.Cmdline, Release: in.Plan.Release, ID: in.ID},
+		From: in.Plan.KernelFrom, Err: in.PlanErr}
+	if c.Err == nil {
+		c.Err = in.KernelErr
+	}
+	return c
 }
 
 // Candidate is an entry other than the configured kernel that a hop may
@@ -120,27 +137,24 @@ func Decide(in Input) Decision {
 		note = fmt.Sprintf("the one-shot kernel cannot be used (%v); ", o.Err)
 	}
 	max := in.Config.MaxTries
-	primary := in.PlanErr
-	if primary == nil {
-		primary = in.KernelErr
-	}
-	given := primary == nil && tries.GivenUp(in.Record, in.ID, max)
-	if primary == nil && !given {
-		b := tries.Boot{Kernel: in.Plan.Kernel, Initrds: in.Plan.Initrds, Cmdline: in.Plan.Cmdline, Release: in.Plan.Release, ID: in.ID}
-		try := tries.NextTry(in.Record, in.ID)
+	prim := in.primary()
+	id := prim.Boot.ID
+	given := prim.Err == nil && tries.GivenUp(in.Record, id, max)
+	if prim.Err == nil && !given {
+		try := tries.NextTry(in.Record, id)
 		of := ""
 		if max > 0 {
 			of = fmt.Sprintf(", try %d of %d", try, max)
 		}
-		return hop(tries.Configured, b, try, max, fmt.Sprintf("%sbooting %s%s, named by %s%s", note, in.Plan.Kernel, rel(in.Plan.Release), in.Plan.KernelFrom, of))
+		return hop(tries.Configured, prim.Boot, try, max, fmt.Sprintf("%sbooting %s%s, named by %s%s", note, prim.Boot.Kernel, rel(prim.Boot.Release), prim.From, of))
 	}
 	// The configured kernel cannot be booted, or used up its tries.
-	why := fmt.Sprint(primary)
+	why := fmt.Sprint(prim.Err)
 	var gave *tries.GaveUp
 	if given {
-		why, gave = givenUp(in, max)
+		why, gave = givenUp(in.Record, prim.Boot, max)
 	}
-	if g := in.Good; g != nil && g.Err == nil && g.Boot.ID != in.ID && !tries.Exhausted(in.Record, g.Boot.ID, max) {
+	if g := in.Good; g != nil && g.Err == nil && g.Boot.ID != id && !tries.Exhausted(in.Record, g.Boot.ID, max) {
 		try := tries.NextTry(in.Record, g.Boot.ID)
 		of := ""
 		if max > 0 {
@@ -153,10 +167,10 @@ func Decide(in Input) Decision {
 		return d
 	}
 	if !given {
-		return bootOn("%s%s%s", note, why, goodNote(in, max))
+		return bootOn("%s%s%s", note, why, goodNote(in, id, max))
 	}
-	d := bootOn("%s%s; staying on this kernel until kxboot reset, or a change of the kernel or its command line%s", note, why, goodNote(in, max))
-	d.Fallback, d.Kernel, d.Max = true, in.Plan.Kernel, max
+	d := bootOn("%s%s; staying on this kernel until kxboot reset, or a change of the kernel or its command line%s", note, why, goodNote(in, id, max))
+	d.Fallback, d.Kernel, d.Max = true, prim.Boot.Kernel, max
 	return d
 }
 
@@ -173,10 +187,9 @@ func rel(release string) string {
 
 // givenUp words why the configured kernel is given up, and the record of
 // it that keeps it so.
-func givenUp(in Input, max int) (string, *tries.GaveUp) {
-	r := in.Record
-	if g := r.GaveUp; g != nil && g.ID == in.ID && !tries.Exhausted(r, in.ID, max) {
-		return fmt.Sprintf("%s used up its %d tries (last: %s)", in.Plan.Kernel, g.Tries, g.Reason), g
+func givenUp(r tries.Record, b tries.Boot, max int) (string, *tries.GaveUp) {
+	if g := r.GaveUp; g != nil && g.ID == b.ID && !tries.Exhausted(r, b.ID, max) {
+		return fmt.Sprintf("%s used up its %d tries (last: %s)", b.Kernel, g.Tries, g.Reason), g
 	}
 	last := "no reason was recorded"
 	if f := r.Failure; f != nil {
@@ -190,20 +203,20 @@ func givenUp(in Input, max int) (string, *tries.GaveUp) {
 	if r.Tries == 1 {
 		hops = "1 unconfirmed hop"
 	}
-	why := fmt.Sprintf("%s into %s (last: %s)", hops, in.Plan.Kernel, last)
-	return why, &tries.GaveUp{Kernel: in.Plan.Kernel, ID: in.ID, Tries: r.Tries, Reason: last}
+	why := fmt.Sprintf("%s into %s (last: %s)", hops, b.Kernel, last)
+	return why, &tries.GaveUp{Kernel: b.Kernel, ID: b.ID, Tries: r.Tries, Reason: last}
 }
 
 // goodNote says why the known-good entry is not booted instead, when there
 // is one.
-func goodNote(in Input, max int) string {
+func goodNote(in Input, id string, max int) string {
 	g := in.Good
 	switch {
 	case g == nil:
 		return ""
 	case g.Err != nil:
 		return fmt.Sprintf(" (the last known-good kernel cannot be used: %v)", g.Err)
-	case g.Boot.ID == in.ID:
+	case g.Boot.ID == id:
 		return "" // it is the configured kernel itself
 	case tries.Exhausted(in.Record, g.Boot.ID, max):
 		return fmt.Sprintf(" (the last known-good kernel %s failed %d times too)", g.Boot.Kernel, in.Record.Tries)
@@ -231,24 +244,50 @@ func Gather(fsys rootfs.FS) Input {
 	if in.RecordErr != nil {
 		return in
 	}
+	if len(in.Config.Slots) > 0 {
+		s, from := ActiveSlot(in.Config, in.Record)
+		in.Slot = SlotCandidate(fsys, in.Config, s, from)
+	}
 	if o := in.Record.Next; o != nil {
 		in.Once = OnceCandidate(fsys, in.Config, o)
 	}
 	if g := in.Record.Good; g != nil && in.Config.KnownGood {
-		c := &Candidate{Boot: g.Boot, From: "confirmed " + g.Confirmed.Local().Format("2006-01-02 15:04:05")}
-		if _, err := kimage.Identify(fsys.Path(g.Kernel), g.Kernel); err != nil {
-			c.Err = err
-		} else if tries.Identity(fsys, g.Kernel, g.Initrds, g.Cmdline) != g.ID {
-			c.Err = fmt.Errorf("%s or its initrds changed since it was confirmed", g.Kernel)
-		}
-		in.Good = c
+		in.Good = goodCandidate(fsys, g)
 	}
 	return in
+}
+
+// goodCandidate is the known-good entry, if its files are still those
+// that confirmed.
+func goodCandidate(fsys rootfs.FS, g *tries.Good) *Candidate {
+	c := &Candidate{Boot: g.Boot, From: "confirmed " + g.Confirmed.Local().Format("2006-01-02 15:04:05")}
+	if g.Slot != "" {
+		c.From = "slot " + g.Slot + ", " + c.From
+	}
+	in, done, err := openSlot(fsys, g.Boot)
+	if err != nil {
+		c.Err = err
+		return c
+	}
+	defer done()
+	if _, err := kimage.Identify(fsys.Path(in+g.Kernel), g.Kernel); err != nil {
+		c.Err = err
+	} else if tries.IdentityIn(fsys, in, g.Kernel, g.Initrds, g.Cmdline) != g.ID {
+		c.Err = fmt.Errorf("%s or its initrds changed since it was confirmed", g.Kernel)
+	}
+	return c
 }
 
 // OnceCandidate is the plan of a one-shot kernel: the kernel asked for,
 // its initrds (named, or found beside it) and the usual command line.
 func OnceCandidate(fsys rootfs.FS, cfg *config.Config, o *tries.OneShot) *Candidate {
+	if o.Slot != "" {
+		s, ok := cfg.Slot(o.Slot)
+		if !ok {
+			return &Candidate{Boot: tries.Boot{Slot: o.Slot}, Err: fmt.Errorf("slot %s, asked for by %s, is not in %s any more", o.Slot, o.By, cfg.Path)}
+		}
+		return SlotCandidate(fsys, cfg, s, "slot "+o.Slot+", asked for by "+o.By)
+	}
 	f := plan.Flags{Kernel: o.Kernel, Initrds: o.Initrds}
 	c := &Candidate{From: "asked for by " + o.By}
 	p, err := plan.Make(fsys, cfg, f)
@@ -337,7 +376,10 @@ func Run(env Env) Decision {
 	in := Gather(env.FS)
 	d := Decide(in)
 	if d.Chained {
-		if in.RecordErr == nil && in.Record.Pending && env.StartWatch != nil {
+		// A slot's root confirms its try in the record StateParam names,
+		// which the watcher finds; this root's own record is not it.
+		_, shared := in.Running.Get(tries.StateParam)
+		if (shared || in.RecordErr == nil && in.Record.Pending) && env.StartWatch != nil {
 			env.StartWatch()
 		}
 		return finish(env, d, in)
@@ -356,7 +398,7 @@ func Run(env Env) Decision {
 		}
 	}
 	b := d.Boot
-	res, err := env.Engine.Load(kexec.Request{Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline})
+	res, err := load(env.FS, env.Engine, b)
 	if err != nil {
 		return finish(env, bootOn("%v", err), in)
 	}
@@ -454,7 +496,9 @@ func HopRecord(r tries.Record, d Decision, now time.Time, boot string) tries.Rec
 	if g := d.GiveUp; g != nil {
 		r = tries.GiveUp(r, g.Kernel, g.ID, g.Tries, g.Reason, now)
 	}
-	return tries.Hop(r, d.Boot, d.Entry, d.Reason, now, boot)
+	r = tries.Hop(r, d.Boot, d.Entry, d.Reason, now, boot)
+	r.Max = d.Max
+	return r
 }
 
 // history appends to the history, logging what it cannot write.

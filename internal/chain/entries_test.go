@@ -2,9 +2,12 @@ package chain
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
@@ -108,5 +111,61 @@ func TestConfirmMakesKnownGood(t *testing.T) {
 	r = tries.Confirm(tries.Hop(tries.GiveUp(r, c.Kernel, "c", 3, "x", t0), c, tries.Configured, "", t0, "z"), t0)
 	if r.GaveUp != nil || r.Good.ID != "c" {
 		t.Errorf("C confirmed: gave up %+v, good %+v", r.GaveUp, r.Good)
+	}
+}
+
+// TestRunKnownGoodAndSlots: on a machine, through Run and the fake loader.
+// The record keeps the known-good entry's exact command line, and the hop
+// into it loads that line; slots on this machine's files hop into the
+// active slot, and set-next's one-shot slot once.
+func TestRunKnownGoodAndSlots(t *testing.T) {
+	const k = "/boot/vmlinuz-6.1.0-56-cloud-amd64"
+	m := newMachine(t, "KERNEL=/boot/vmlinuz-gone\nABORT_SECONDS=0\n")
+	m.env.Store = &tries.Store{FS: m.fs}
+	m.sys.ExecErr = unix.EINVAL
+	t0 := time.Now()
+	good := tries.Boot{Kernel: k, Initrds: []string{"/boot/initrd.img-6.1.0-56-cloud-amd64"}, Cmdline: "root=/dev/vda ro old=1 panic=10 kxboot.chained=1"}
+	good.ID = tries.Identity(m.fs, good.Kernel, good.Initrds, good.Cmdline)
+	m.env.Store.Write(tries.Confirm(tries.Hop(tries.Record{}, good, tries.Configured, "", t0, "b0"), t0))
+	Run(m.env)
+	if m.sys.Cmdline != good.Cmdline || !slices.ContainsFunc(m.log, func(l string) bool {
+		return strings.HasPrefix(l, "kxboot: chain: kernel /boot/vmlinuz-gone does not exist; name an installed kernel") && strings.Contains(l, "; booting the last known-good kernel "+k)
+	}) {
+		t.Errorf("known-good hop loaded %q; log %q", m.sys.Cmdline, m.log)
+	}
+	r, _ := m.env.Store.Read()
+	if r.Entry != tries.KnownGood || r.Tries != 1 || r.Boot == nil || r.Boot.Cmdline != good.Cmdline {
+		t.Errorf("record after the known-good hop: %+v", r)
+	}
+
+	// Slots: A and B on this machine's files, A first; a one-shot B.
+	m = newMachine(t, "ABORT_SECONDS=0\nSLOT_A_KERNEL="+k+"\nSLOT_B_KERNEL="+k+"\nSLOT_B_CMDLINE=\"root=/dev/vdb ro\"\n")
+	m.env.Store = &tries.Store{FS: m.fs}
+	m.sys.ExecErr = unix.EINVAL
+	Run(m.env)
+	if r, _ := m.env.Store.Read(); r.Boot == nil || r.Boot.Slot != "A" || m.sys.Cmdline != "root=/dev/vda ro console=ttyS0 panic=10 kxboot.chained=1" {
+		t.Errorf("slot A: record %+v, cmdline %q", r.Boot, m.sys.Cmdline)
+	}
+	m.env.Store.Update(func(r tries.Record, _ error) (tries.Record, error) {
+		r.Pending = false
+		r.Next = &tries.OneShot{Slot: "B", By: "kxboot slot set-next"}
+		return r, nil
+	})
+	d := Run(m.env)
+	r, _ = m.env.Store.Read()
+	if r.Boot == nil || r.Boot.Slot != "B" || r.Entry != tries.Once || r.Next != nil || m.sys.Cmdline != "root=/dev/vdb ro panic=10 kxboot.chained=1" {
+		t.Errorf("slot B once: decision %+v, record %+v, cmdline %q", d, r, m.sys.Cmdline)
+	}
+	// Confirmed, B is the active slot.
+	if err := m.env.Store.Write(tries.Confirm(r, t0)); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(m.fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ = m.env.Store.Read()
+	if s, why := ActiveSlot(cfg, r); s.Name != "B" || !strings.HasPrefix(why, "slot B, the active one (confirmed ") {
+		t.Errorf("active slot %s: %s", s.Name, why)
 	}
 }

@@ -80,6 +80,7 @@ func init() {
 		"mark-good": {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood},
 		"mark-bad":  {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad},
 		"reset":     {"forget the count of unconfirmed tries, so the next boot hops again", runReset},
+		"slot":      {"the slots of an A/B scheme: list them, or set-next NAME to try one once", runSlot},
 		"history":   {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory},
 		"watch":     {"the deadline watcher the chain boot starts on the owner's kernel", runWatch},
 		"help":      {"list the commands", runHelp},

@@ -52,7 +52,10 @@ func (o *onceFlags) set(env *Env, by string, dry bool) (tries.Boot, error) {
 	if dry {
 		return c.Boot, nil
 	}
-	s := tries.Store{FS: env.FS, Mounts: env.Mounts}
+	s, err := locatedStore(env)
+	if err != nil {
+		return c.Boot, err
+	}
 	_, err = s.Update(func(r tries.Record, rerr error) (tries.Record, error) {
 		if rerr != nil {
 			return r, rerr

@@ -100,7 +100,11 @@ func runHistory(env *Env, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	es, err := tries.Store{FS: env.FS}.ReadHistory()
+	st, err := locatedStore(env)
+	if err != nil {
+		return err
+	}
+	es, err := st.ReadHistory()
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %w", tries.HistoryPath, err)
 	}

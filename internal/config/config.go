@@ -58,9 +58,12 @@ type Config struct {
 	// KnownGood says whether a kernel that used up its tries gives way
 	// to the last confirmed one before the provider's.
 	KnownGood bool
-	Values    map[string]string
-	Line      map[string]int
-	Warnings  []string
+	// Slots are the boot entries of an A/B scheme (SLOT_<NAME>_*), by
+	// name; none when the config names no slot.
+	Slots    []Slot
+	Values   map[string]string
+	Line     map[string]int
+	Warnings []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -246,7 +249,7 @@ func Parse(name string, data []byte, formatName string) (*Config, error) {
 		if !ok {
 			continue
 		}
-		if find(f.settings, key) == nil {
+		if find(f.settings, key) == nil && !(f.strict && IsSlotKey(key)) {
 			if f.strict {
 				return nil, fmt.Errorf("%s:%d: %s", name, n+1, unknown(key, f))
 			}
@@ -262,6 +265,11 @@ func Parse(name string, data []byte, formatName string) (*Config, error) {
 		}
 		if err := s.set(c, v); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, c.Line[s.name], err)
+		}
+	}
+	if f.strict {
+		if err := c.slots(); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

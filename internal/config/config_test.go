@@ -412,3 +412,23 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("directory in place of the file: %v", err)
 	}
 }
+
+func TestSlots(t *testing.T) {
+	c, err := Parse("/etc/default/kxboot", []byte("SLOT_B_KERNEL=/boot/vmlinuz\nSLOT_B_ROOT=/dev/mmcblk0p3\nSLOT_B_INITRD=\"/boot/a /boot/b\"\nSLOT_A_KERNEL=/boot/vmlinuz-a\n"), Kxboot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Slots) != 2 || c.Slots[0].Name != "A" || c.Slots[1].Root != "/dev/mmcblk0p3" || len(c.Slots[1].Initrd) != 2 || c.Slots[0].Initrd != nil || c.Slots[1].Line != 1 {
+		t.Errorf("slots %+v", c.Slots)
+	}
+	for conf, want := range map[string]string{
+		"SLOT_B_ROOT=/dev/x\n":                    "slot B has settings but no SLOT_B_KERNEL",
+		"SLOT_A_KERNEL=vmlinuz\n":                 "SLOT_A_KERNEL=\"vmlinuz\" is not an absolute path",
+		"KERNEL=/boot/k\nSLOT_A_KERNEL=/boot/k\n": "/etc/default/kxboot:1: KERNEL= and the SLOT_..._KERNEL settings both name the kernel",
+		"SLOT_A_KERNELS=/boot/k\n":                "SLOT_A_KERNELS is not a kxboot setting",
+	} {
+		if _, err := Parse("/etc/default/kxboot", []byte(conf), Kxboot); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", conf, err, want)
+		}
+	}
+}

@@ -191,7 +191,7 @@ func Prepare(e Env) {
 	}
 	b := c.Hop.Boot
 	start := time.Now()
-	res, err := e.Engine.Load(kexec.Request{Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline})
+	res, err := chain.Load(e.FS, e.Engine, b)
 	if err != nil {
 		firmware(err.Error())
 		return

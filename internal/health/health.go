@@ -58,6 +58,11 @@ func (e Env) onHop() (tries.Record, error) {
 	if _, ok := cmdline.Parse(line).HasMarker(cmdline.Markers(e.Config.Marker)); !ok {
 		return tries.Record{}, ErrNotAHop
 	}
+	// A slot's root keeps its try in the record of the machine that
+	// hopped (tries.StateParam).
+	if err := e.Store.Locate(line); err != nil {
+		return tries.Record{}, err
+	}
 	return e.Store.Read()
 }
 
@@ -150,7 +155,7 @@ func Confirm(e Env) (string, error) {
 	if !confirmed {
 		return "", fmt.Errorf("this try failed while the health check ran; it cannot be confirmed any more")
 	}
-	e.history(tries.Entry{Event: "confirmed", Kernel: r.Kernel, Try: r.Tries, Max: e.Config.MaxTries})
+	e.history(tries.Entry{Event: "confirmed", Kernel: r.Kernel, Try: r.Tries, Max: maxOf(r, e.Config)})
 	what := fmt.Sprintf("confirmed %s as healthy (try %d); the count of tries is cleared", r.Kernel, r.Tries)
 	if e.ReleaseWatchdog != nil && r.Watchdog {
 		if w := e.ReleaseWatchdog(); w != "" {
@@ -183,6 +188,15 @@ func (e Env) settleLost() string {
 	return fmt.Sprintf("this boot did not come through kxboot: the hop into %s (try %d) failed: %s", f.Kernel, f.Try, f.Reason)
 }
 
+// maxOf is the most tries the hop had: as its decision recorded it (a
+// slot's root has a config of its own), else MAX_TRIES.
+func maxOf(r tries.Record, c *config.Config) int {
+	if r.Max > 0 {
+		return r.Max
+	}
+	return c.MaxTries
+}
+
 // errNothing ends an update that has nothing to write.
 var errNothing = errors.New("nothing to write")
 
@@ -205,7 +219,7 @@ func Fail(e Env, reason string, reboot bool) error {
 		return err
 	}
 	e.Logf("kxboot: try %d of %s failed: %s", f.Try, r.Kernel, reason)
-	e.history(tries.Entry{Event: "failed", Kernel: r.Kernel, Try: f.Try, Max: e.Config.MaxTries, Reason: reason})
+	e.history(tries.Entry{Event: "failed", Kernel: r.Kernel, Try: f.Try, Max: maxOf(r, e.Config), Reason: reason})
 	if !reboot {
 		return nil
 	}

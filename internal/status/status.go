@@ -57,7 +57,8 @@ type Report struct {
 	Fallback string        `json:"fallback,omitempty"`
 	Tries    *tries.Record `json:"tries,omitempty"`
 	TriesErr string        `json:"tries_error,omitempty"`
-	MaxTries int           `json:"max_tries,omitempty"` // absent when the config cannot be read
+	MaxTries int           `json:"max_tries,omitempty"`    // absent when the config cannot be read
+	StateOn  string        `json:"state_device,omitempty"` // the device of the try record, when not this root's
 	History  []tries.Entry `json:"history,omitempty"`
 }
 
@@ -70,6 +71,7 @@ func From(s bootstate.State) Report {
 		Via: s.Via, ViaKxboot: s.ViaKxboot(), Marker: s.Marker, Init: string(s.Init),
 		LastChain: s.LastChain, Reboot: s.NextReboot.String(), Fallback: s.Fallback()}
 	r.Entry, r.EntryWhy = s.Entry()
+	r.StateOn = s.StateOn
 	if s.LoadedErr != nil {
 		r.LoadedErr = s.LoadedErr.Error()
 	} else {
@@ -182,6 +184,9 @@ var viaSays = map[bootstate.Via]string{
 // writeTries shows the count of tries, the last failure and the newest
 // history.
 func writeTries(w io.Writer, r Report) {
+	if r.StateOn != "" {
+		fmt.Fprintf(w, "tries on:   %s (this slot's root confirms its try in the record of the machine that hopped)\n", r.StateOn)
+	}
 	switch t := r.Tries; {
 	case r.TriesErr != "":
 		fmt.Fprintf(w, "tries:      DAMAGED: %s (the chain boot stays off until kxboot reset)\n", r.TriesErr)

@@ -32,6 +32,9 @@ type Store struct {
 	// Fail, when set, is the error every write returns (tests of what a
 	// machine does when it cannot keep its record).
 	Fail error
+	// shared is the device Locate attached, held its open directory.
+	shared string
+	held   *os.File
 }
 
 // Read returns the record; a machine that never hopped has the zero
@@ -157,11 +160,18 @@ func holding(fsys rootfs.FS, p string) (mounts.Mount, bool) {
 // reuses the running line, where an earlier hop's panic= may stand before
 // APPEND's words instead of after them, and that is the same boot.
 func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) string {
+	return IdentityIn(fsys, "", kernel, initrds, cmdline)
+}
+
+// IdentityIn is the Identity of files named inside a slot's root, mounted
+// at the in-machine directory in: the names count as the slot names
+// them, wherever it is mounted.
+func IdentityIn(fsys rootfs.FS, in, kernel string, initrds []string, cmdline string) string {
 	h := sha256.New()
 	for _, p := range append([]string{kernel}, initrds...) {
 		fmt.Fprintf(h, "%s\x00", p)
 		var st unix.Stat_t
-		if unix.Stat(fsys.Path(p), &st) == nil {
+		if unix.Stat(fsys.Path(in+p), &st) == nil {
 			fmt.Fprintf(h, "%d:%d:%d:%d.%d\x00", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 		}
 	}

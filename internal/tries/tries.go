@@ -41,6 +41,11 @@ const (
 // Boot is what a hop loads: the files, the exact command line, and the
 // identity of the three together.
 type Boot struct {
+	// Slot names the slot this entry boots, and Root the device of its
+	// root file system, which holds Kernel and Initrds (mounted
+	// read-only to load them); both "" for a kernel of this machine.
+	Slot    string   `json:"slot,omitempty"`
+	Root    string   `json:"root,omitempty"`
 	Kernel  string   `json:"kernel"`
 	Initrds []string `json:"initrds,omitempty"`
 	Cmdline string   `json:"cmdline,omitempty"`
@@ -68,7 +73,8 @@ type GaveUp struct {
 // initrds found beside it, or those named, and the usual command line),
 // and the one after goes back to the usual entry.
 type OneShot struct {
-	Kernel  string    `json:"kernel"`
+	Slot    string    `json:"slot,omitempty"` // a slot to boot once (kxboot slot set-next), instead of Kernel
+	Kernel  string    `json:"kernel,omitempty"`
 	Initrds []string  `json:"initrds,omitempty"` // nil: those found beside the kernel
 	By      string    `json:"by"`                // the command that asked, for the history
 	Asked   time.Time `json:"asked"`
@@ -86,8 +92,10 @@ type Record struct {
 	// ID identifies the kernel file, its initrds and the command line of
 	// the hop: when any changes, the count starts again.
 	ID string `json:"id,omitempty"`
-	// Tries is how many hops into ID in a row have not been confirmed.
+	// Tries is how many hops into ID in a row have not been confirmed,
+	// of at most Max (the hop's decision's; 0 when not recorded).
 	Tries int `json:"tries"`
+	Max   int `json:"max,omitempty"`
 	// Pending says the last hop is neither confirmed nor failed yet.
 	Pending bool      `json:"pending"`
 	HopTime time.Time `json:"hop_time,omitzero"`

@@ -43,6 +43,10 @@ type Options struct {
 	// driver Debian's cloud kernels have built in: such a guest needs no
 	// initramfs to mount its root.
 	NVMe bool
+	// Disk2, with NVMe, is a second raw disk image attached as a second
+	// NVMe drive (/dev/nvme1n1): another root file system, as an A/B
+	// scheme's second slot.
+	Disk2 string
 	// Reboot makes a reboot inside the guest (or a panic or triple fault
 	// that resets the machine) boot Kernel again on the same disk, as a
 	// provider's forced kernel comes back. Without it a reset ends qemu.
@@ -173,6 +177,9 @@ func Args(opts Options) []string {
 		file := "file=" + strings.ReplaceAll(opts.Disk, ",", ",,") + ",format=raw"
 		if opts.NVMe {
 			args = append(args, "-drive", file+",if=none,id=root", "-device", "nvme,drive=root,serial=kxtest")
+			if opts.Disk2 != "" {
+				args = append(args, "-drive", "file="+strings.ReplaceAll(opts.Disk2, ",", ",,")+",format=raw,if=none,id=root2", "-device", "nvme,drive=root2,serial=kxtest2")
+			}
 		} else {
 			args = append(args, "-drive", file+",if=virtio")
 		}
@@ -190,7 +197,10 @@ func Start(opts Options) (*Guest, error) {
 	if err := opts.Arch.checkBoot(opts.Boot); err != nil {
 		return nil, err
 	}
-	for i, f := range []string{opts.Kernel, opts.Initrd, opts.Disk} {
+	if opts.Disk2 != "" && !opts.NVMe {
+		return nil, fmt.Errorf("Disk2 is a second NVMe drive: set NVMe too")
+	}
+	for i, f := range []string{opts.Kernel, opts.Initrd, opts.Disk, opts.Disk2} {
 		if f == "" && i > 0 {
 			continue // no initrd, no disk
 		}
