@@ -33,7 +33,7 @@ func TestSlots(t *testing.T) {
 		harness.GuestFile{Path: "/etc/default/kxboot", Data: []byte(conf)},
 		harness.BootScript(1, "step good kxboot mark-good\nstep slots kxboot slot\nstep next kxboot slot set-next B\nkx_reboot"),
 		harness.BootScript(2, "step status kxboot status\n"+history+"step good kxboot mark-good\nstep next kxboot slot set-next B\nkx_reboot"))
-	tg.addRoot("ABORT_SECONDS=0\nHEALTH_CMD=\"test -e /etc/kxtest-healthy\"\nHEALTH_DEADLINE=20\n",
+	tg.addRoot("ABORT_SECONDS=0\nHEALTH_CMD=\"test -e /etc/kxtest-healthy\"\nHEALTH_DEADLINE=15\n",
 		harness.BootScript(101, "step status kxboot status\n(kxboot mark-good >/dev/console 2>&1 &)\nkx_idle"),
 		harness.BootScript(102, "touch /etc/kxtest-healthy\nstep good kxboot mark-good\nstep slots kxboot slot\nkx_reboot"),
 		harness.BootScript(103, "step status kxboot status\n"+history+"step slots kxboot slot\nkx_poweroff"))
@@ -65,7 +65,7 @@ func TestSlots(t *testing.T) {
 	onSecond(101)
 	firstLine("101", "entry:      the one-shot kernel: booting "+kB+" ("+b+") once, slot B, asked for by kxboot slot set-next, read from /dev/nvme1n1 (mounted read-only to load)")
 	tg.has(101, "status", "tries on:   /dev/nvme0n1")
-	if _, err := tg.g.WaitFor("no confirmation within HEALTH_DEADLINE (20 s after the hop)", 2*time.Minute); err != nil {
+	if _, err := tg.g.WaitFor("no confirmation within HEALTH_DEADLINE (15 s after the hop)", 2*time.Minute); err != nil {
 		tg.errorf("the watcher on slot B did not fail its try: %v", err)
 	}
 

@@ -45,7 +45,9 @@ type chainCase struct {
 	// boot shows in every mode that the init goes on after kxboot boots
 	// on; so one service mode shows a broken config here, and
 	// TestWrapperBootsOnWithReason shows a missing kernel and a malformed
-	// config under PID 1, the wrapper's path.
+	// config under PID 1, the wrapper's path. KNOWN_GOOD=no goes with it:
+	// otherwise the confirmed hop before would be booted instead, as
+	// TestKnownGood shows.
 	breakWith string
 	// initrd boots the provider's kernel with its Debian initramfs, which
 	// hands the root and /dev, /proc, /sys, /run over to the wrapper;
@@ -144,7 +146,8 @@ step divert dpkg-divert --list /sbin/init
 	}
 	breakConfig, reason := "", ""
 	if c.breakWith == "kernel" {
-		breakConfig, reason = `sed -i 's|^KERNEL=.*|KERNEL="/boot/vmlinuz-gone"|' /etc/default/kxboot`, "boot on: kernel /boot/vmlinuz-gone does not exist"
+		breakConfig, reason = `sed -i 's|^KERNEL=.*|KERNEL="/boot/vmlinuz-gone"|' /etc/default/kxboot
+echo KNOWN_GOOD=no >>/etc/default/kxboot`, "boot on: kernel /boot/vmlinuz-gone does not exist"
 	}
 
 	if c.deadline {

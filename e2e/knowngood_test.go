@@ -96,3 +96,43 @@ func first(lines []string) string {
 	}
 	return lines[0]
 }
+
+// TestKnownGoodPowerCut cuts the power in the middle of the record write
+// of the first hop into the known-good entry, which also records that the
+// configured kernel is given up (kxboot.test_pause=mid-record:known-good
+// pauses that hop only). The record is never torn: the machine comes back
+// as if that hop had not begun, and hops into the known-good kernel again.
+func TestKnownGoodPowerCut(t *testing.T) {
+	t.Parallel()
+	kB := "/boot/vmlinuz-" + kernelBRelease(t)
+	const kC = "/boot/vmlinuz-c"
+	tg := startTiny(t, "", " kxboot.test_pause=mid-record:known-good",
+		harness.BootScript(1, `step good kxboot mark-good
+cp `+kB+` `+kC+`
+printf 'KERNEL=`+kC+`\nABORT_SECONDS=0\nMAX_TRIES=1\nPANIC=2\nAPPEND=root=/dev/nonexistent\n' >/etc/default/kxboot
+kx_reboot`),
+		harness.BootScript(2, report+"kx_poweroff"))
+	a, b := tg.a.Release, tg.b.Release
+	tg.at(1, b)
+	tg.ok("1", "good")
+	if _, err := tg.g.WaitFor("test pause at mid-record", 3*time.Minute); err != nil {
+		tg.fatalf("%v", err)
+	}
+	tg.powerCut("")
+	tg.at(2, b)
+	st := tg.ok("2", "status")
+	if strings.Contains(st.Stdout(), "DAMAGED") || !strings.HasPrefix(first(st.Out), "entry:      the last known-good kernel: 1 unconfirmed hop into "+kC) {
+		tg.errorf("boot 2: status after the power cut:\n%s", st.Stdout())
+	}
+	if got := tg.step("2", "leftovers").Stdout(); got != "" {
+		tg.errorf("temp files left in /var/lib/kxboot: %q", got)
+	}
+	// The hop the power cut stopped left no line; the one after did.
+	if got := tg.events(2, "history"); got != "hop/1 confirmed/1 hop/1 failed/1 hop/1" {
+		tg.errorf("history after the power cut: %q", got)
+	}
+	if rec := tg.ok("2", "tries").Stdout(); !strings.Contains(rec, `"gave_up":{"kernel":"`+kC+`"`) {
+		tg.errorf("the record does not keep C given up:\n%s", rec)
+	}
+	tg.kernelsWere(a, b) // the qemu after the power cut
+}

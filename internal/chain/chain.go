@@ -8,6 +8,7 @@ package chain
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kxboot/kxboot/internal/cmdline"
@@ -359,7 +360,8 @@ type Env struct {
 	ReleaseWatchdog func() string
 	// Pause is called at the named instant of a hop (after-record,
 	// mid-record) when the command line asks for it with
-	// kxboot.test_pause=; the tests cut the power there.
+	// kxboot.test_pause=; the tests cut the power there. A suffix
+	// ":ENTRY" (":known-good") pauses only a hop into that entry.
 	Pause func(at string)
 }
 
@@ -473,6 +475,11 @@ func record(env Env, in Input, d Decision, armed bool) error {
 		return nil
 	}
 	pause, _ := in.Running.Get(TestPauseParam)
+	// "mid-record:known-good" pauses only the hop into that entry.
+	pause, entry, only := strings.Cut(pause, ":")
+	if only && entry != d.Entry {
+		pause = ""
+	}
 	s := *env.Store
 	if pause == "mid-record" && env.Pause != nil {
 		s.BeforeRename = func() { env.Pause(pause) }
