@@ -69,11 +69,11 @@ func TestTriesPanic(t *testing.T) {
 // first try nothing runs mark-good; in the second mark-good runs and keeps
 // trying a HEALTH_CMD that fails (the guest has no network), and the
 // failure records what the check said. After MAX_TRIES=2 the provider's
-// kernel stays. The deadline is ten times what kernel B needs to reach
-// its runner here (3 s).
+// kernel stays. The deadline is three to six times what kernel B needs to reach
+// its runner here (3-6 s).
 func TestTriesDeadline(t *testing.T) {
 	t.Parallel()
-	const conf = `HEALTH_CMD="grep -q up /sys/class/net/eth0/operstate"` + "\nHEALTH_DEADLINE=30\nMAX_TRIES=2\n"
+	const conf = `HEALTH_CMD="grep -q up /sys/class/net/eth0/operstate"` + "\nHEALTH_DEADLINE=20\nMAX_TRIES=2\n"
 	tg := startTiny(t, conf, "",
 		harness.BootScript(1, "step status kxboot status\nkx_idle"),
 		harness.BootScript(2, "(kxboot mark-good >/dev/console 2>&1 &)\nkx_idle"),
@@ -82,7 +82,7 @@ func TestTriesDeadline(t *testing.T) {
 	tg.has(1, "status", "tries:      this boot is try 1 of 2 of "+tg.kB+", waiting for kxboot mark-good")
 	tg.at(2, tg.b.Release)
 	tg.at(3, tg.a.Release)
-	tg.fellBack(3, "no confirmation within HEALTH_DEADLINE (30 s after the hop); the last health check said: HEALTH_CMD",
+	tg.fellBack(3, "no confirmation within HEALTH_DEADLINE (20 s after the hop); the last health check said: HEALTH_CMD",
 		"hop/1 failed/1 hop/2 failed/2 fallback/0")
 	// Try 1 never ran mark-good, try 2 quotes the check's own words.
 	var failed []string
@@ -95,7 +95,7 @@ func TestTriesDeadline(t *testing.T) {
 			failed = append(failed, e.Reason)
 		}
 	}
-	if len(failed) != 2 || failed[0] != "no confirmation within HEALTH_DEADLINE (30 s after the hop)" ||
+	if len(failed) != 2 || failed[0] != "no confirmation within HEALTH_DEADLINE (20 s after the hop)" ||
 		!strings.HasSuffix(failed[1], "grep: /sys/class/net/eth0/operstate: No such file or directory") {
 		tg.errorf("the failures' reasons are %q; want try 1's without a health check, try 2's with its words", failed)
 	}

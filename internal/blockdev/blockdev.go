@@ -294,12 +294,7 @@ type superblock struct {
 func scanSuperblocks(fsys rootfs.FS, match func(superblock) bool) (string, string) {
 	read, unreadable := 0, 0
 	for _, b := range blockDevices(fsys) {
-		// Empty loop and ram devices have nothing to read; optical and
-		// floppy drives can stall on a read.
-		if size, err := fsys.ReadString("/sys/class/block/" + b + "/size"); err == nil && size == "0" {
-			continue
-		}
-		if strings.HasPrefix(b, "sr") || strings.HasPrefix(b, "fd") {
+		if !worthReading(fsys, b) {
 			continue
 		}
 		sb, err := readSuperblock(fsys.Path(devPath(b)))
@@ -320,6 +315,16 @@ func scanSuperblocks(fsys rootfs.FS, match func(superblock) bool) (string, strin
 		what += fmt.Sprintf("; %d more could not be read", unreadable)
 	}
 	return "", what
+}
+
+// worthReading says whether device b may hold a file system: empty loop
+// and ram devices have nothing to read; optical and floppy drives can
+// stall on a read.
+func worthReading(fsys rootfs.FS, b string) bool {
+	if size, err := fsys.ReadString("/sys/class/block/" + b + "/size"); err == nil && size == "0" {
+		return false
+	}
+	return !strings.HasPrefix(b, "sr") && !strings.HasPrefix(b, "fd")
 }
 
 // readSuperblock reads the few KiB that hold an ext2/3/4, XFS or btrfs
@@ -369,7 +374,9 @@ func cString(b []byte) string {
 
 // UUIDOf names the file system that holds the in-machine path p as a
 // root= would: "UUID=..." from its superblock, found through the device
-// number of p (/sys/dev/block/MAJOR:MINOR).
+// number of p (/sys/dev/block/MAJOR:MINOR); or the device's /dev path when
+// another device holds a file system of the same UUID (an A/B pair made
+// from one image), since the UUID would then name either.
 func UUIDOf(fsys rootfs.FS, p string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(fsys.Path(p), &st); err != nil {
@@ -395,6 +402,14 @@ func UUIDOf(fsys rootfs.FS, p string) (string, error) {
 	}
 	if sb.uuid == "" {
 		return "", fmt.Errorf("%s is on %s, whose file system has no ext4, XFS or btrfs UUID", p, devPath(name))
+	}
+	for _, b := range blockDevices(fsys) {
+		if b == name || !worthReading(fsys, b) {
+			continue
+		}
+		if other, err := readSuperblock(fsys.Path(devPath(b))); err == nil && other.uuid == sb.uuid {
+			return devPath(name), nil
+		}
 	}
 	return "UUID=" + sb.uuid, nil
 }

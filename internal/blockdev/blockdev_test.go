@@ -4,10 +4,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
@@ -288,5 +291,32 @@ func TestUdevEncode(t *testing.T) {
 		if got := udevEncode(in); got != want {
 			t.Errorf("udevEncode(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestUUIDOf: the file system that holds a path, by UUID; by its /dev
+// path when another device holds the same UUID (an A/B pair from one
+// image).
+func TestUUIDOf(t *testing.T) {
+	files := devices(t)
+	files["/var/lib/kxboot/tries"] = []byte("{}")
+	fsys := machine{files: files}.build(t)
+	var st unix.Stat_t
+	if err := unix.Stat(fsys.Path("/var/lib/kxboot"), &st); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	rootfstest.Write(t, fsys, "/sys/dev/block/"+id+"/uevent", []byte("MAJOR=254\nMINOR=1\nDEVNAME=vda1\n"))
+	if got, err := UUIDOf(fsys, "/var/lib/kxboot"); err != nil || got != "UUID="+extUUID {
+		t.Errorf("UUIDOf = %q, %v; want UUID=%s", got, err, extUUID)
+	}
+	rootfstest.Write(t, fsys, "/dev/vdd", ext4(t, extUUID, "copy"))
+	rootfstest.Write(t, fsys, "/sys/class/block/vdd/size", []byte("2048\n"))
+	if got, err := UUIDOf(fsys, "/var/lib/kxboot"); err != nil || got != "/dev/vda1" {
+		t.Errorf("UUIDOf with a copy = %q, %v; want /dev/vda1", got, err)
+	}
+	os.Remove(fsys.Path("/sys/dev/block/" + id + "/uevent"))
+	if _, err := UUIDOf(fsys, "/var/lib/kxboot"); err == nil || !strings.Contains(err.Error(), "which /sys/dev/block does not list") {
+		t.Errorf("UUIDOf without sysfs: %v", err)
 	}
 }

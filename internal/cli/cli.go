@@ -121,6 +121,9 @@ func Run(args []string, env *Env) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if err != errUsage { // a usage mistake that says which
+			fmt.Fprintf(env.Stderr, "kxboot: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		}
 		return 2
 	case errors.As(err, &code):
 		return int(code)

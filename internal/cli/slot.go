@@ -27,6 +27,10 @@ list (the default) shows the slots, which is active and which is next.`)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	list := len(rest) == 0 || len(rest) == 1 && rest[0] == "list"
+	if !list && !(len(rest) == 2 && rest[0] == "set-next") {
+		return fmt.Errorf("%w: kxboot slot takes list or set-next NAME", errUsage)
+	}
 	// On a slot's own root, the slots are those of the machine that
 	// hopped, whose record and config the chain boot goes by.
 	st, err := locatedStore(env)
@@ -41,7 +45,7 @@ list (the default) shows the slots, which is active and which is next.`)
 		return fmt.Errorf("%s names no slots; add SLOT_A_KERNEL=... and SLOT_B_KERNEL=... (with SLOT_<NAME>_ROOT for a slot's own root file system) to use them", orDefault(cfg.Path, config.Path))
 	}
 	switch {
-	case len(rest) == 0 || len(rest) == 1 && rest[0] == "list":
+	case list:
 		r, err := st.Read()
 		if err != nil {
 			return err
