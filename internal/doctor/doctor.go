@@ -97,6 +97,9 @@ func Run(in Input) []Check {
 			add(Check{"config", OK, msg, ""})
 		}
 	}
+	for _, sl := range cfg.Slots {
+		add(checkSlot(in, cfg, sl))
+	}
 	if boot.PlanErr != nil {
 		add(Check{"plan", Fail, boot.PlanErr.Error(), ""})
 		return out
@@ -112,6 +115,26 @@ func Run(in Input) []Check {
 		add(c)
 	}
 	return out
+}
+
+// checkSlot says whether a slot can be booted: its root found and mounted
+// (read-only, for the moment of the check), its kernel an image for this
+// machine, its command line.
+func checkSlot(in Input, cfg *config.Config, sl config.Slot) Check {
+	name := "slot " + sl.Name
+	c := chain.SlotCandidate(in.FS, cfg, sl, "")
+	if c.Err != nil {
+		return Check{name, Fail, c.Err.Error(), fmt.Sprintf("fix SLOT_%s_* in %s; kxboot slot set-next %s would not boot it", sl.Name, cfg.Path, sl.Name)}
+	}
+	where := ""
+	if sl.Root != "" {
+		where = " on " + sl.Root
+	}
+	rel := ""
+	if c.Boot.Release != "" {
+		rel = " (" + c.Boot.Release + ")"
+	}
+	return Check{name, OK, fmt.Sprintf("%s%s%s, command line: %s", c.Boot.Kernel, rel, where, c.Boot.Cmdline), ""}
 }
 
 // checkNextWatchdog says whether the kernel to hop into can stop the

@@ -13,6 +13,7 @@ import (
 	"github.com/kxboot/kxboot/internal/plan"
 
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
+	"github.com/kxboot/kxboot/internal/testimg"
 	"github.com/kxboot/kxboot/internal/watchdog"
 )
 
@@ -187,5 +188,25 @@ func TestNextWatchdog(t *testing.T) {
 	}
 	if c, ok := checkNextWatchdog(in, plan.Plan{Release: "6.1.0-99-amd64"}); ok {
 		t.Errorf("a kernel with no module tree: %+v", c)
+	}
+}
+
+// TestSlots: a line per slot; a slot whose kernel is missing fails with
+// the setting to fix.
+func TestSlots(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{
+		"/proc/cmdline":       "root=/dev/vda1 ro\n",
+		"/boot/vmlinuz-a":     string(testimg.BzImage(16384, "6.1.0-56-cloud-amd64")),
+		"/etc/default/kxboot": "SLOT_A_KERNEL=/boot/vmlinuz-a\nSLOT_B_KERNEL=/boot/vmlinuz-b\n",
+	}, nil)
+	got := map[string]Check{}
+	for _, c := range Run(Input{FS: fsys, Euid: 0, Arch: "amd64"}) {
+		got[c.Name] = c
+	}
+	if a := got["slot A"]; a.Status != OK || !strings.HasPrefix(a.Message, "/boot/vmlinuz-a (6.1.0-56-cloud-amd64), command line: root=/dev/vda1 ro panic=10 kxboot.chained=1") {
+		t.Errorf("slot A: %+v", a)
+	}
+	if b := got["slot B"]; b.Status != Fail || !strings.Contains(b.Message, "/boot/vmlinuz-b does not exist") || !strings.Contains(b.Remedy, "fix SLOT_B_* in /etc/default/kxboot") {
+		t.Errorf("slot B: %+v", b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,7 @@ func Device(fsys rootfs.FS, sys Sys, dev, point string, flags uintptr) (unmount 
 					sys.Unmount(fsys.Path(point), unix.MNT_DETACH)
 				}
 				os.Remove(fsys.Path(point))
+				os.Remove(fsys.Path(path.Dir(point))) // the scratch directory, once empty
 			}, nil
 		}
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENODEV) {
@@ -79,5 +81,6 @@ func Attach(fsys rootfs.FS, sys Sys, dev, name string) (string, *os.File, error)
 		return "", nil, fmt.Errorf("cannot detach %s from %s: %w", dev, point, err)
 	}
 	os.Remove(fsys.Path(point))
+	os.Remove(fsys.Path(path.Dir(point)))
 	return fmt.Sprintf("/proc/self/fd/%d", d.Fd()), d, nil
 }
