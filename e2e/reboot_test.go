@@ -35,7 +35,8 @@ const clean = `step recovery sh -c 'dmesg | grep -c "recovery complete" || true'
 //
 //	1 (A)  kxboot install reboot; kxboot reboot --once --kernel A
 //	2 (A)  through kexec into A, the one-shot entry, confirmed; APPEND=
-//	       init=/bin/false; reboot --dry-run says the newest, B, again
+//	       "init=/bin/false panic=1"; reboot --dry-run says the newest, B,
+//	       again
 //	3      B through kexec: its init exits, the kernel panics, panic=
 //	       resets the machine
 //	3 (A)  through the firmware: mark-good records B's try as failed;
@@ -209,7 +210,7 @@ step oncedry kxboot reboot --once --kernel `+kA+` --dry-run
 `+later("kxboot reboot --once --kernel "+kA)),
 		harness.BootScript(2, clean+`step status kxboot status
 step good kxboot mark-good
-printf 'APPEND=init=/bin/false\n' >/etc/default/kxboot
+printf 'APPEND="init=/bin/false panic=1"\n' >/etc/default/kxboot
 step dry kxboot reboot --dry-run
 kx_reboot`),
 		harness.BootScript(3, clean+`step good kxboot mark-good
@@ -244,8 +245,9 @@ kx_poweroff`),
 	has("2", "status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once")
 	has("2", "status", "came by:    fast-reboot")
 	has("2", "dry", "the next reboot goes through kexec, booting "+kB)
-	// Kernel B's init exits: the kernel panics and panic= (10 s, added by
-	// the fast reboot) resets the machine.
+	// Kernel B's init exits: the kernel panics and panic= resets the
+	// machine (APPEND's panic=1 after the running line's panic=10, which
+	// the one-shot hop added: the last one counts).
 	if _, err := dg.g.WaitFor("Attempted to kill init!", 5*time.Minute); err != nil {
 		dg.fatalf("kernel B did not panic the way the case means: %v", err)
 	}

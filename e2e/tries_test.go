@@ -42,28 +42,6 @@ func (gu *guest) fellBack(n int, reason, events string) {
 	}
 }
 
-// TestTriesPanic: the owner's kernel panics early. APPEND names a root
-// device that does not exist, after the provider's root= (the last one
-// counts): "VFS: Unable to mount root fs". panic=N, added by the hop
-// (PANIC=2 here; 10 by default), resets the machine; after MAX_TRIES=2
-// the provider's kernel stays.
-func TestTriesPanic(t *testing.T) {
-	t.Parallel()
-	tg := startTiny(t, "MAX_TRIES=2\nPANIC=2\nAPPEND=root=/dev/nonexistent\n", "",
-		harness.BootScript(1, report+"kx_poweroff"))
-	tg.at(1, tg.a.Release)
-	tg.fellBack(1, "2 unconfirmed hops in a row into "+tg.kB+" (last: the kernel never confirmed",
-		"hop/1 failed/1 hop/2 failed/2 fallback/0")
-	if _, err := tg.g.WaitFor("Kernel panic - not syncing: VFS: Unable to mount root fs", time.Second); err != nil {
-		tg.errorf("kernel B did not panic the way the case means: %v", err)
-	}
-	if _, err := tg.g.WaitFor("Rebooting in 2 seconds", time.Second); err != nil {
-		tg.errorf("kernel B did not get PANIC=2 as panic=2: %v", err)
-	}
-	a, b := tg.a.Release, tg.b.Release
-	tg.kernelsWere(a, b, a, b, a)
-}
-
 // TestTriesDeadline: the owner's kernel comes up but never confirms; the
 // watcher fails the try HEALTH_DEADLINE after the hop and reboots. In the
 // first try nothing runs mark-good; in the second mark-good runs and keeps

@@ -32,8 +32,7 @@ func openSlot(fsys rootfs.FS, b tries.Boot) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("slot %s's root file system cannot be found: %w", b.Slot, err)
 	}
-	point := mounts.Scratch(fsys, "slot-"+b.Slot)
-	unmount, err := mounts.Device(fsys, SlotMounts, dev, point, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+	point, unmount, err := mounts.Device(fsys, SlotMounts, dev, "slot-"+b.Slot, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 	if err != nil {
 		return "", nil, fmt.Errorf("slot %s's root file system: %w", b.Slot, err)
 	}

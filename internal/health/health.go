@@ -232,6 +232,18 @@ func Fail(e Env, reason string, reboot bool) error {
 // there is nothing to watch.
 func Watch(e Env) error {
 	r, err := e.onHop()
+	// A slot's root reaches its record on another device, which may show
+	// up late in the boot: keep trying until the deadline, which holds
+	// all the same.
+	for errors.Is(err, tries.ErrUnreachable) && e.deadline() > 0 {
+		e.Sleep(min(e.deadline(), 2*time.Second))
+		r, err = e.onHop()
+	}
+	if errors.Is(err, tries.ErrUnreachable) {
+		reason := fmt.Sprintf("no confirmation within HEALTH_DEADLINE (%d s after the hop): %v", e.Config.HealthDeadline, err)
+		e.Logf("kxboot: watch: %s; rebooting through the firmware (the next chain boot counts the try as failed)", reason)
+		return e.Reboot(reason)
+	}
 	if errors.Is(err, ErrNotAHop) || (err == nil && !r.Pending) {
 		return nil
 	}

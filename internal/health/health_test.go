@@ -192,3 +192,16 @@ func TestMarkBad(t *testing.T) {
 		t.Errorf("mark-bad on the provider's kernel: %v, %q", err, nb.reboots)
 	}
 }
+
+// TestWatchUnreachable: on a slot's root whose record (kxboot.state=)
+// cannot be reached, the watcher keeps trying, and at the deadline
+// reboots through the firmware all the same: nothing could confirm.
+func TestWatchUnreachable(t *testing.T) {
+	b := newBox(t, hopLine+" kxboot.state=/dev/vdz", conf(""), true)
+	if err := Watch(b.env); err != nil || len(b.reboots) != 1 || !strings.Contains(b.reboots[0], "no confirmation within HEALTH_DEADLINE (120 s after the hop): the try record cannot be reached: it is on kxboot.state=/dev/vdz, which cannot be found") {
+		t.Errorf("Watch = %v, reboots %q", err, b.reboots)
+	}
+	if b.up < 120*time.Second {
+		t.Errorf("rebooted at %v, before the deadline", b.up)
+	}
+}

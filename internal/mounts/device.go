@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -16,46 +16,59 @@ import (
 // (mount(2) needs a type; the kernel refuses a wrong one cleanly).
 var diskTypes = []string{"ext4", "xfs", "btrfs", "f2fs", "vfat"}
 
-// Device mounts the block device dev (an in-machine /dev path) on point
-// (in-machine, created when missing) with flags, trying the usual disk
-// file system types, and returns the unmount.
-func Device(fsys rootfs.FS, sys Sys, dev, point string, flags uintptr) (unmount func(), err error) {
-	if err := os.MkdirAll(fsys.Path(point), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot make the mount point %s: %w", point, err)
+// Device mounts the block device dev (an in-machine /dev path) with
+// flags on a scratch directory of its own (Scratch), trying the usual disk
+// file system types, and returns the in-machine mount point and the
+// unmount, which removes the directory again.
+func Device(fsys rootfs.FS, sys Sys, dev, name string, flags uintptr) (point string, unmount func(), err error) {
+	point, err = Scratch(fsys, name)
+	if err != nil {
+		return "", nil, err
 	}
+	// The parent stays: another kxboot may be making its own directory
+	// in it at this moment.
+	gone := func() { os.Remove(fsys.Path(point)) }
 	var errs []string
 	for _, t := range diskTypes {
 		err := sys.Mount(fsys.Path(dev), fsys.Path(point), t, flags, "")
 		if err == nil {
-			return func() {
+			return point, func() {
 				if sys.Unmount(fsys.Path(point), 0) != nil {
 					sys.Unmount(fsys.Path(point), unix.MNT_DETACH)
 				}
-				os.Remove(fsys.Path(point))
-				os.Remove(fsys.Path(path.Dir(point))) // the scratch directory, once empty
+				gone()
 			}, nil
 		}
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENODEV) {
 			errs = append(errs, t)
 			continue // not this type
 		}
-		os.Remove(fsys.Path(point))
-		return nil, fmt.Errorf("cannot mount %s on %s: %w", dev, point, err)
+		gone()
+		return "", nil, fmt.Errorf("cannot mount %s on %s: %w", dev, point, err)
 	}
-	os.Remove(fsys.Path(point))
-	return nil, fmt.Errorf("cannot mount %s: it holds none of the file systems %s", dev, strings.Join(errs, ", "))
+	gone()
+	return "", nil, fmt.Errorf("cannot mount %s: it holds none of the file systems %s", dev, strings.Join(errs, ", "))
 }
 
-// Scratch is a directory for a short mount: under /run when /run can hold
-// it, else under /dev (an init wrapper runs before /run is mounted, on a
-// read-only root). name is its last element.
-func Scratch(fsys rootfs.FS, name string) string {
+// Scratch makes a fresh directory for a short mount, its own even when
+// other kxboot processes mount at the same time: under /run/kxboot when
+// /run can hold it, else under /dev/.kxboot (an init wrapper runs before
+// /run is mounted, on a read-only root). name begins its last element.
+func Scratch(fsys rootfs.FS, name string) (string, error) {
+	var last error
 	for _, dir := range []string{"/run/kxboot", "/dev/.kxboot"} {
-		if err := os.MkdirAll(fsys.Path(dir), 0o755); err == nil {
-			return dir + "/" + name
+		if err := os.MkdirAll(fsys.Path(dir), 0o755); err != nil {
+			last = err
+			continue
 		}
+		hp, err := os.MkdirTemp(fsys.Path(dir), name+"-")
+		if err != nil {
+			last = err
+			continue
+		}
+		return dir + "/" + filepath.Base(hp), nil
 	}
-	return "/run/kxboot/" + name
+	return "", fmt.Errorf("cannot make a directory to mount on under /run or /dev: %w", last)
 }
 
 // Attach mounts dev read-write where nothing else will see it: on a
@@ -65,8 +78,7 @@ func Scratch(fsys rootfs.FS, name string) string {
 // where it was. The returned path reaches it through the open directory
 // (/proc/self/fd/N).
 func Attach(fsys rootfs.FS, sys Sys, dev, name string) (string, *os.File, error) {
-	point := Scratch(fsys, name)
-	unmount, err := Device(fsys, sys, dev, point, 0)
+	point, unmount, err := Device(fsys, sys, dev, name, 0)
 	if err != nil {
 		return "", nil, err
 	}
@@ -81,6 +93,5 @@ func Attach(fsys rootfs.FS, sys Sys, dev, name string) (string, *os.File, error)
 		return "", nil, fmt.Errorf("cannot detach %s from %s: %w", dev, point, err)
 	}
 	os.Remove(fsys.Path(point))
-	os.Remove(fsys.Path(path.Dir(point)))
 	return fmt.Sprintf("/proc/self/fd/%d", d.Fd()), d, nil
 }

@@ -188,6 +188,8 @@ func writeTries(w io.Writer, r Report) {
 		fmt.Fprintf(w, "tries on:   %s (this slot's root confirms its try in the record of the machine that hopped)\n", r.StateOn)
 	}
 	switch t := r.Tries; {
+	case strings.HasPrefix(r.TriesErr, tries.ErrUnreachable.Error()):
+		fmt.Fprintf(w, "tries:      UNREACHABLE: %s\n", r.TriesErr)
 	case r.TriesErr != "":
 		fmt.Fprintf(w, "tries:      DAMAGED: %s (the chain boot stays off until kxboot reset)\n", r.TriesErr)
 	case t == nil:

@@ -1,6 +1,7 @@
 package tries
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +17,10 @@ import (
 // the chain boot reads at the next boot. The kernel it boots confirms,
 // fails and watches its try there.
 const StateParam = "kxboot.state"
+
+// ErrUnreachable marks a try record that this boot names (StateParam)
+// but cannot reach: the device is not found, or cannot be mounted.
+var ErrUnreachable = errors.New("the try record cannot be reached")
 
 // Located says where the try record of this boot lives: "" for this
 // machine's own /var/lib/kxboot, else the device StateParam named.
@@ -33,11 +38,11 @@ func (s *Store) Locate(line string) error {
 	}
 	dev, err := blockdev.Resolve(s.FS, spec)
 	if err != nil {
-		return fmt.Errorf("the try record of this boot is on %s=%s, which cannot be found: %w", StateParam, spec, err)
+		return fmt.Errorf("%w: it is on %s=%s, which cannot be found: %w", ErrUnreachable, StateParam, spec, err)
 	}
 	var dst, own unix.Stat_t
 	if unix.Stat(s.FS.Path(dev), &dst) != nil {
-		return fmt.Errorf("the try record of this boot is on %s, which cannot be opened", dev)
+		return fmt.Errorf("%w: it is on %s, which cannot be opened", ErrUnreachable, dev)
 	}
 	where := Dir
 	for where != "/" && unix.Stat(s.FS.Path(where), &own) != nil {
@@ -55,7 +60,7 @@ func (s *Store) Locate(line string) error {
 	}
 	p, d, err := mounts.Attach(s.FS, sys, dev, "state")
 	if err != nil {
-		return fmt.Errorf("the try record of this boot is on %s (%s=%s): %w", dev, StateParam, spec, err)
+		return fmt.Errorf("%w: it is on %s (%s=%s): %w", ErrUnreachable, dev, StateParam, spec, err)
 	}
 	s.held = d
 	s.FS = rootfs.FS{Root: p, Owner: s.FS.Owner}

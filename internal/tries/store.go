@@ -156,9 +156,10 @@ func holding(fsys rootfs.FS, p string) (mounts.Mount, bool) {
 // rewritten file (new inode, size or time) or another command line gives
 // another identity, and a fresh count of tries. Files that cannot be
 // read count by name only (the hop will fail on them anyway). The
-// command line counts as a set of words, in any order: a fast reboot
-// reuses the running line, where an earlier hop's panic= may stand before
-// APPEND's words instead of after them, and that is the same boot.
+// command line counts as a set of words, in any order, and without panic=:
+// a fast reboot reuses the running line, where an earlier hop's panic=
+// stands before APPEND's words instead of after them, or where kxboot's
+// own panic= adds to one that APPEND gives later; that is the same boot.
 func Identity(fsys rootfs.FS, kernel string, initrds []string, cmdline string) string {
 	return IdentityIn(fsys, "", kernel, initrds, cmdline)
 }
@@ -175,7 +176,7 @@ func IdentityIn(fsys rootfs.FS, in, kernel string, initrds []string, cmdline str
 			fmt.Fprintf(h, "%d:%d:%d:%d.%d\x00", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 		}
 	}
-	words := strings.Fields(cmdline)
+	words := slices.DeleteFunc(strings.Fields(cmdline), func(w string) bool { return strings.HasPrefix(w, "panic=") })
 	slices.Sort(words)
 	fmt.Fprintf(h, "%s", strings.Join(words, " "))
 	return hex.EncodeToString(h.Sum(nil))[:16]

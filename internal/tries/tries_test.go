@@ -228,6 +228,9 @@ func TestIdentity(t *testing.T) {
 	if Identity(fsys, "/boot/k", nil, "root=/dev/vda panic=10 init=/bin/x m=1") != Identity(fsys, "/boot/k", nil, "root=/dev/vda init=/bin/x panic=10 m=1") {
 		t.Error("the same words in another order gave another identity")
 	}
+	if Identity(fsys, "/boot/k", nil, "root=/dev/vda panic=10 init=/bin/x panic=1") != Identity(fsys, "/boot/k", nil, "root=/dev/vda init=/bin/x panic=1") {
+		t.Error("a panic= gave another identity")
+	}
 	os.Remove(fsys.Path("/boot/k"))
 	rootfstest.Write(t, fsys, "/boot/k", []byte("kernel two, replaced"))
 	if b := Identity(fsys, "/boot/k", nil, "root=/dev/vda"); a == b {
