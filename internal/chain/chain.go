@@ -405,23 +405,7 @@ func Run(env Env) Decision {
 		return finish(env, bootOn("%v", err), in)
 	}
 	env.Logf("kxboot: chain: loaded %s with %s; command line: %s", b.Kernel, res.Syscall, b.Cmdline)
-	armed := false
-	if env.ArmWatchdog != nil && in.Config.Watchdog {
-		// A watchdog the owner's kernel has no driver for would reset it
-		// after a good boot too: not armed, and said why.
-		if ok, _, why := watchdog.NextKernelCanStop(env.FS, b.Release); !ok {
-			env.Logf("kxboot: chain: watchdog: not armed: %s", why)
-		} else {
-			what, err := env.ArmWatchdog(time.Duration(in.Config.HealthDeadline) * time.Second)
-			switch {
-			case err != nil:
-				env.Logf("kxboot: chain: watchdog: %v", err)
-			case what != "":
-				armed = true
-				env.Logf("kxboot: chain: watchdog: %s", what)
-			}
-		}
-	}
+	armed := ArmFor(env.FS, env.ArmWatchdog, in.Config, b, env.Logf, "kxboot: chain: ")
 	// The try is durable before the jump: a kernel that never comes back
 	// must still be counted.
 	if err := record(env, in, d, armed); err != nil {
@@ -495,6 +479,29 @@ func record(env Env, in Input, d Decision, armed bool) error {
 		env.Pause(pause)
 	}
 	return nil
+}
+
+// ArmFor arms the hardware watchdog (through arm) for HEALTH_DEADLINE
+// before a jump into b, when the config asks for it and b's kernel has the
+// driver to stop it again: a watchdog it could not stop would reset a good
+// boot too. It logs what it did after prefix and says whether it armed.
+func ArmFor(fsys rootfs.FS, arm func(time.Duration) (string, error), cfg *config.Config, b tries.Boot, logf func(string, ...any), prefix string) bool {
+	if arm == nil || !cfg.Watchdog {
+		return false
+	}
+	if ok, _, why := watchdog.NextKernelCanStop(fsys, b.Release); !ok {
+		logf("%swatchdog: not armed: %s", prefix, why)
+		return false
+	}
+	what, err := arm(time.Duration(cfg.HealthDeadline) * time.Second)
+	switch {
+	case err != nil:
+		logf("%swatchdog: %v", prefix, err)
+	case what != "":
+		logf("%swatchdog: %s", prefix, what)
+		return true
+	}
+	return false
 }
 
 // HopRecord is the record of a hop decided by d: the try, a one-shot

@@ -28,8 +28,19 @@ func Wire(env *Env, m mounts.Sys) {
 	env.Release = Release(env.FS)
 	logf := env.Logf
 	env.StartWatch = func() { startWatch(env.FS, logf) }
-	env.ArmWatchdog = func(d time.Duration) (string, error) {
-		a, err := watchdog.Arm(env.FS, watchdog.Native{}, d)
+	env.ArmWatchdog = NativeWatchdog(env.FS)
+	env.ReleaseWatchdog = func() string { return ReleaseWatchdog(env.FS) }
+	env.Pause = func(at string) {
+		logf("kxboot: chain: test pause at %s; waiting for the power cut", at)
+		time.Sleep(10 * time.Minute)
+	}
+}
+
+// NativeWatchdog arms the machine's watchdog for d and says how; "" and
+// no error when there is none.
+func NativeWatchdog(fsys rootfs.FS) func(d time.Duration) (string, error) {
+	return func(d time.Duration) (string, error) {
+		a, err := watchdog.Arm(fsys, watchdog.Native{}, d)
 		if errors.Is(err, watchdog.ErrNoWatchdog) {
 			return "", nil
 		}
@@ -37,11 +48,6 @@ func Wire(env *Env, m mounts.Sys) {
 			return "", err
 		}
 		return "armed " + a.String(), nil
-	}
-	env.ReleaseWatchdog = func() string { return ReleaseWatchdog(env.FS) }
-	env.Pause = func(at string) {
-		logf("kxboot: chain: test pause at %s; waiting for the power cut", at)
-		time.Sleep(10 * time.Minute)
 	}
 }
 

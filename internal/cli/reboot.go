@@ -129,7 +129,9 @@ func rebootEnv(env *Env, logf func(string, ...any)) fastreboot.Env {
 		FS: env.FS, Engine: env.Engine, Logf: logf,
 		Store: &tries.Store{FS: env.FS, Mounts: env.Mounts}, Now: time.Now,
 		BootID: chain.BootID(env.FS), Release: chain.Release(env.FS),
-		Rebooting: func() (bool, error) { return init.Rebooting(env.FS, os.Getenv) },
+		Rebooting:       func() (bool, error) { return init.Rebooting(env.FS, os.Getenv) },
+		ArmWatchdog:     chain.NativeWatchdog(env.FS),
+		ReleaseWatchdog: func() string { return chain.ReleaseWatchdog(env.FS) },
 	}
 }
 

@@ -123,6 +123,11 @@ type Env struct {
 	// on a reboot.
 	Rebooting       func() (bool, error)
 	BootID, Release string
+	// ArmWatchdog and ReleaseWatchdog are the chain boot's (chain.Env):
+	// a fast reboot is a try, and a hang of the next kernel before its
+	// userspace is caught by a watchdog that survives kexec.
+	ArmWatchdog     func(d time.Duration) (string, error)
+	ReleaseWatchdog func() string
 }
 
 // FirmwareRequested says whether this boot asked for one reboot through
@@ -153,7 +158,8 @@ func ClearFirmware(fsys rootfs.FS) { os.Remove(fsys.Path(FirmwareFlag)) }
 // or makes sure nothing is loaded, and says why. It is run at every
 // shutdown by the init glue and never fails the shutdown.
 func Prepare(e Env) {
-	next := Plan(e.FS, chain.Gather(e.FS))
+	in := chain.Gather(e.FS)
+	next := Plan(e.FS, in)
 	if !next.Installed {
 		e.Logf("kxboot: reboot: the fast reboot is not installed (no %s): nothing loaded", journal.Path(journal.JobReboot))
 		return
@@ -197,10 +203,21 @@ func Prepare(e Env) {
 		return
 	}
 	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", b.Kernel, res.Syscall, time.Since(start).Milliseconds(), b.Cmdline)
+	// Armed now, while the record can still say so: the jump comes when
+	// the file systems are read-only. (On systemd, systemd-shutdown then
+	// takes the device over with its own timeout, RebootWatchdogSec.)
+	armed := false
+	if in.Config != nil {
+		armed = chain.ArmFor(e.FS, e.ArmWatchdog, in.Config, b, e.Logf, "kxboot: reboot: ")
+	}
 	// The try is durable before the jump: a kernel that never confirms is
 	// counted by the next boot, whatever kernel that is.
 	r := chain.HopRecord(c.Rec, c.Hop, e.Now(), e.BootID)
+	r.Watchdog = armed
 	if err := e.Store.WriteLocked(r); err != nil {
+		if armed && e.ReleaseWatchdog != nil {
+			e.Logf("kxboot: reboot: watchdog: %s", e.ReleaseWatchdog())
+		}
 		firmware(fmt.Sprintf("cannot record the try in %s (%v)", tries.RecordPath, err))
 		return
 	}

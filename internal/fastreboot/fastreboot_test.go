@@ -191,3 +191,26 @@ func TestJumpRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepareArmsTheWatchdog: a fast reboot is a try, and arms the
+// watchdog for HEALTH_DEADLINE like a hop, recording that it did (so that
+// mark-good stops it); WATCHDOG=no leaves it alone.
+func TestPrepareArmsTheWatchdog(t *testing.T) {
+	for _, conf := range []string{"HEALTH_DEADLINE=90\n", "WATCHDOG=no\n"} {
+		b := newBox(t, "root=/dev/vda", conf, false)
+		var asked []time.Duration
+		b.env.ArmWatchdog = func(d time.Duration) (string, error) {
+			asked = append(asked, d)
+			return "armed i6300esb for 90 s", nil
+		}
+		Prepare(b.env)
+		r, _ := b.env.Store.Read()
+		want := conf == "HEALTH_DEADLINE=90\n"
+		if r.Watchdog != want || (len(asked) == 1) != want || want && asked[0] != 90*time.Second {
+			t.Errorf("%q: armed %v for %v, record says %v", conf, len(asked) == 1, asked, r.Watchdog)
+		}
+		if want && !slices.Contains(b.log, "kxboot: reboot: watchdog: armed i6300esb for 90 s") {
+			t.Errorf("log %q", b.log)
+		}
+	}
+}
