@@ -99,8 +99,12 @@ func hasBootComplete(fsys rootfs.FS) bool {
 // systemdUnit runs `kxboot chain` before sysinit.target, once the kernel's
 // directory and the state directory are mounted, and before the journal
 // moves to /var (so that / can still be remounted read-only before the
-// jump). KillMode=process lets the `kxboot watch` that the chain leaves on
-// the owner's kernel outlive the oneshot.
+// jump). It comes after the root's file system check: the chain writes its
+// try record and history by remounting the read-only root writable for a
+// moment, and a check running beside that saw a changing file system,
+// failed, and dropped the boot into emergency mode (TestChain/systemd, once
+// in a clean-clone run). KillMode=process lets the `kxboot watch` that the
+// chain leaves on the owner's kernel outlive the oneshot.
 func systemdUnit(bin, kernelDir string) string {
 	return fmt.Sprintf(`# Installed by kxboot install chain; removed by kxboot uninstall.
 [Unit]
@@ -108,6 +112,7 @@ Description=kxboot chain boot into the owner's kernel
 Documentation=https://github.com/kxboot/kxboot
 DefaultDependencies=no
 RequiresMountsFor=%s %s
+After=systemd-fsck-root.service
 Before=sysinit.target systemd-journal-flush.service shutdown.target
 Conflicts=shutdown.target
 
