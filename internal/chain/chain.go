@@ -143,11 +143,7 @@ func Decide(in Input) Decision {
 	given := prim.Err == nil && tries.GivenUp(in.Record, id, max)
 	if prim.Err == nil && !given {
 		try := tries.NextTry(in.Record, id)
-		of := ""
-		if max > 0 {
-			of = fmt.Sprintf(", try %d of %d", try, max)
-		}
-		return hop(tries.Configured, prim.Boot, try, max, fmt.Sprintf("%sbooting %s%s, named by %s%s", note, prim.Boot.Kernel, rel(prim.Boot.Release), prim.From, of))
+		return hop(tries.Configured, prim.Boot, try, max, fmt.Sprintf("%sbooting %s%s, named by %s%s", note, prim.Boot.Kernel, rel(prim.Boot.Release), prim.From, tryOf(try, max)))
 	}
 	// The configured kernel cannot be booted, or used up its tries.
 	why := fmt.Sprint(prim.Err)
@@ -157,11 +153,7 @@ func Decide(in Input) Decision {
 	}
 	if g := in.Good; g != nil && g.Err == nil && g.Boot.ID != id && !tries.Exhausted(in.Record, g.Boot.ID, max) {
 		try := tries.NextTry(in.Record, g.Boot.ID)
-		of := ""
-		if max > 0 {
-			of = fmt.Sprintf(", try %d of %d", try, max)
-		}
-		d := hop(tries.KnownGood, g.Boot, try, max, fmt.Sprintf("%s%s; booting the last known-good kernel %s%s (%s)%s", note, why, g.Boot.Kernel, rel(g.Boot.Release), g.From, of))
+		d := hop(tries.KnownGood, g.Boot, try, max, fmt.Sprintf("%s%s; booting the last known-good kernel %s%s (%s)%s", note, why, g.Boot.Kernel, rel(g.Boot.Release), g.From, tryOf(try, max)))
 		if gave != nil && (in.Record.GaveUp == nil || in.Record.GaveUp.ID != gave.ID) {
 			d.GiveUp = gave
 		}
@@ -177,6 +169,14 @@ func Decide(in Input) Decision {
 
 func hop(entry string, b tries.Boot, try, max int, reason string) Decision {
 	return Decision{Hop: true, Entry: entry, Kernel: b.Kernel, Boot: b, Try: try, Max: max, Reason: reason}
+}
+
+// tryOf is ", try N of MAX", or nothing when the tries are not counted.
+func tryOf(try, max int) string {
+	if max <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", try %d of %d", try, max)
 }
 
 func rel(release string) string {
@@ -400,7 +400,7 @@ func Run(env Env) Decision {
 		}
 	}
 	b := d.Boot
-	res, err := load(env.FS, env.Engine, b)
+	res, err := Load(env.FS, env.Engine, b)
 	if err != nil {
 		return finish(env, bootOn("%v", err), in)
 	}

@@ -123,17 +123,13 @@ func ActiveSlot(cfg *config.Config, r tries.Record) (config.Slot, string) {
 	return s, fmt.Sprintf("slot %s, the first of SLOT_%s_KERNEL in %s:%d (no slot has confirmed yet)", s.Name, s.Name, cfg.Path, s.Line)
 }
 
-// load loads b, mounting its slot's root for the load.
-func load(fsys rootfs.FS, e *kexec.Engine, b tries.Boot) (kexec.Result, error) {
+// Load loads b, mounting its slot's root for the load (the chain boot's
+// hop and the fast reboot's).
+func Load(fsys rootfs.FS, e *kexec.Engine, b tries.Boot) (kexec.Result, error) {
 	in, done, err := openSlot(fsys, b)
 	if err != nil {
 		return kexec.Result{}, err
 	}
 	defer done()
 	return e.Load(kexec.Request{Kernel: in + b.Kernel, Initrds: prefixed(in, b.Initrds), Cmdline: b.Cmdline})
-}
-
-// Load is load for the fast reboot.
-func Load(fsys rootfs.FS, e *kexec.Engine, b tries.Boot) (kexec.Result, error) {
-	return load(fsys, e, b)
 }

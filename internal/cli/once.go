@@ -56,7 +56,13 @@ func (o *onceFlags) set(env *Env, by string, dry bool) (tries.Boot, error) {
 	if err != nil {
 		return c.Boot, err
 	}
-	_, err = s.Update(func(r tries.Record, rerr error) (tries.Record, error) {
+	return c.Boot, askNext(s, req, "the one-shot kernel")
+}
+
+// askNext records a one-shot request (a kernel, or a slot) for the next
+// hop; what names it in the error.
+func askNext(s *tries.Store, req *tries.OneShot, what string) error {
+	_, err := s.Update(func(r tries.Record, rerr error) (tries.Record, error) {
 		if rerr != nil {
 			return r, rerr
 		}
@@ -64,12 +70,12 @@ func (o *onceFlags) set(env *Env, by string, dry bool) (tries.Boot, error) {
 		return r, nil
 	})
 	if errors.Is(err, tries.ErrDamaged) {
-		return c.Boot, fmt.Errorf("%w; run kxboot reset first", err)
+		return fmt.Errorf("%w; run kxboot reset first", err)
 	}
 	if err != nil {
-		return c.Boot, fmt.Errorf("cannot record the one-shot kernel in %s: %w", tries.RecordPath, err)
+		return fmt.Errorf("cannot record %s in %s: %w", what, tries.RecordPath, err)
 	}
-	return c.Boot, nil
+	return nil
 }
 
 // describeBoot prints what a hop loads, one item a line.

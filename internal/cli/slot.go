@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -72,18 +71,9 @@ list (the default) shows the slots, which is active and which is next.`)
 		if _, ok := cfg.Slot(name); !ok {
 			return fmt.Errorf("%w: there is no slot %s in %s; the slots are %v", errUsage, name, cfg.Path, cfg.SlotNames())
 		}
-		_, err := st.Update(func(r tries.Record, rerr error) (tries.Record, error) {
-			if rerr != nil {
-				return r, rerr
-			}
-			r.Next = &tries.OneShot{Slot: name, By: "kxboot slot set-next", Asked: time.Now().UTC()}
-			return r, nil
-		})
-		if errors.Is(err, tries.ErrDamaged) {
-			return fmt.Errorf("%w; run kxboot reset first", err)
-		}
-		if err != nil {
-			return fmt.Errorf("cannot record the next slot in %s: %w", tries.RecordPath, err)
+		req := &tries.OneShot{Slot: name, By: "kxboot slot set-next", Asked: time.Now().UTC()}
+		if err := askNext(st, req, "the next slot"); err != nil {
+			return err
 		}
 		fmt.Fprintf(env.Stdout, "kxboot slot: the next hop boots slot %s once; kxboot mark-good there makes it the active slot\n", name)
 		return nil
