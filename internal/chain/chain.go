@@ -7,6 +7,7 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ type Input struct {
 	// Slot is the active slot, when the config names slots: it stands
 	// for the configured kernel (Plan, ID).
 	Slot *Candidate
+	// Cause is what is known to have ended a try left pending ("" when
+	// nothing is): the watchdog armed before that hop reset the machine.
+	Cause string
 }
 
 // primary is the configured entry: the active slot, or the kernel the
@@ -149,7 +153,7 @@ func Decide(in Input) Decision {
 	why := fmt.Sprint(prim.Err)
 	var gave *tries.GaveUp
 	if given {
-		why, gave = givenUp(in.Record, prim.Boot, max)
+		why, gave = givenUp(in.Record, prim.Boot, max, in.Cause)
 	}
 	if g := in.Good; g != nil && g.Err == nil && g.Boot.ID != id && !tries.Exhausted(in.Record, g.Boot.ID, max) {
 		try := tries.NextTry(in.Record, g.Boot.ID)
@@ -188,7 +192,7 @@ func rel(release string) string {
 
 // givenUp words why the configured kernel is given up, and the record of
 // it that keeps it so.
-func givenUp(r tries.Record, b tries.Boot, max int) (string, *tries.GaveUp) {
+func givenUp(r tries.Record, b tries.Boot, max int, cause string) (string, *tries.GaveUp) {
 	if g := r.GaveUp; g != nil && g.ID == b.ID && !tries.Exhausted(r, b.ID, max) {
 		return fmt.Sprintf("%s used up its %d tries (last: %s)", b.Kernel, g.Tries, g.Reason), g
 	}
@@ -197,7 +201,7 @@ func givenUp(r tries.Record, b tries.Boot, max int) (string, *tries.GaveUp) {
 		last = f.Reason
 	}
 	if r.Pending {
-		_, f := tries.Settle(r, time.Time{})
+		_, f := tries.Settle(r, time.Time{}, cause)
 		last = f.Reason
 	}
 	hops := fmt.Sprintf("%d unconfirmed hops in a row", r.Tries)
@@ -225,6 +229,21 @@ func goodNote(in Input, id string, max int) string {
 	return ""
 }
 
+// SettleCause says what ended the try r left pending, when the machine
+// knows: the watchdog armed before that hop reset the machine, as the
+// watchdog driver read it from the chip (watchdog0's bootstatus). "" when
+// nothing is pending, the hop armed no watchdog, or the driver does not
+// say (no driver loaded yet, or a driver that does not report it).
+func SettleCause(fsys rootfs.FS, r tries.Record) string {
+	if !r.Pending || !r.Watchdog {
+		return ""
+	}
+	if !watchdog.ReadSysfs(fsys).FiredLastBoot() {
+		return ""
+	}
+	return "the hardware watchdog armed before the hop reset the machine (" + watchdog.SysDir + "/bootstatus says so), so the kernel hung before kxboot mark-good ran"
+}
+
 // Gather reads the machine into an Input.
 func Gather(fsys rootfs.FS) Input {
 	var in Input
@@ -245,6 +264,7 @@ func Gather(fsys rootfs.FS) Input {
 	if in.RecordErr != nil {
 		return in
 	}
+	in.Cause = SettleCause(fsys, in.Record)
 	if len(in.Config.Slots) > 0 {
 		s, from := ActiveSlot(in.Config, in.Record)
 		in.Slot = SlotCandidate(fsys, in.Config, s, from)
@@ -444,7 +464,7 @@ func settle(env Env, in Input) tries.Record {
 	if env.Store == nil || in.RecordErr != nil || !in.Record.Pending {
 		return in.Record
 	}
-	r, f := tries.Settle(in.Record, env.Now())
+	r, f := tries.Settle(in.Record, env.Now(), in.Cause)
 	env.Logf("kxboot: chain: the hop into %s (try %d) failed: %s", f.Kernel, f.Try, f.Reason)
 	if err := env.Store.WriteLocked(r); err != nil {
 		env.Logf("kxboot: chain: cannot record the failure in %s: %v", tries.RecordPath, err)
@@ -495,6 +515,8 @@ func ArmFor(fsys rootfs.FS, arm func(time.Duration) (string, error), cfg *config
 	}
 	what, err := arm(time.Duration(cfg.HealthDeadline) * time.Second)
 	switch {
+	case errors.Is(err, watchdog.ErrNoWatchdog):
+		logf("%swatchdog: none (no %s): a kernel that hangs before its userspace starts stays hung until the machine is power-cycled", prefix, watchdog.Device)
 	case err != nil:
 		logf("%swatchdog: %v", prefix, err)
 	case what != "":

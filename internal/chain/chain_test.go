@@ -346,3 +346,69 @@ func TestWatchdogNeedsTheNextKernelsDriver(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchdogFired: a try that armed the watchdog and was left pending,
+// on a boot whose watchdog driver reports that the watchdog caused the
+// reset (bootstatus WDIOF_CARDRESET), fails with that cause, in the
+// history and in the fallback's reason; without the bit, or when the hop
+// armed nothing, the reason keeps its guesses.
+func TestWatchdogFired(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		armed      bool
+		bootstatus string
+		fired      bool
+	}{
+		{"armed and fired", true, "32\n", true},
+		{"armed, no reset reported", true, "0\n", false},
+		{"armed, driver says nothing", true, "", false},
+		{"not armed", false, "32\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, "ABORT_SECONDS=0\nMAX_TRIES=1\n")
+			s := m.withStore()
+			if tt.bootstatus != "" {
+				rootfstest.Write(t, m.fs, watchdog.SysDir+"/bootstatus", []byte(tt.bootstatus))
+			}
+			in := Gather(m.fs)
+			d := Decide(in)
+			r := HopRecord(in.Record, d, m.env.Now(), "boot-0")
+			r.Watchdog = tt.armed
+			if err := s.Write(r); err != nil {
+				t.Fatal(err)
+			}
+			d = Run(m.env)
+			if d.Hop || !d.Fallback {
+				t.Fatalf("after the one try: %+v", d)
+			}
+			h, _ := s.ReadHistory()
+			if len(h) == 0 || h[0].Event != "failed" {
+				t.Fatalf("history %+v", h)
+			}
+			const cause = "the kernel never confirmed: the hardware watchdog armed before the hop reset the machine (/sys/class/watchdog/watchdog0/bootstatus says so), so the kernel hung before kxboot mark-good ran"
+			const guess = "the kernel never confirmed: it crashed, hung or was reset before kxboot mark-good ran"
+			want := guess
+			if tt.fired {
+				want = cause
+			}
+			if !strings.HasPrefix(h[0].Reason, want) {
+				t.Errorf("failure reason %q; want it to start %q", h[0].Reason, want)
+			}
+			if !strings.Contains(d.Reason, "(last: "+want) {
+				t.Errorf("fallback reason %q; want it to quote %q", d.Reason, want)
+			}
+		})
+	}
+}
+
+// TestNoWatchdogSaysSo: a hop on a machine with no watchdog says plainly
+// what a hang would mean.
+func TestNoWatchdogSaysSo(t *testing.T) {
+	m := newMachine(t, "KERNEL=/boot/vmlinuz-6.1.0-56-cloud-amd64\nABORT_SECONDS=0\n")
+	m.env.ArmWatchdog = NativeWatchdog(m.fs)
+	m.sys.ExecErr = unix.EINVAL
+	Run(m.env)
+	if !slices.Contains(m.log, "kxboot: chain: watchdog: none (no /dev/watchdog): a kernel that hangs before its userspace starts stays hung until the machine is power-cycled") {
+		t.Errorf("log %q", m.log)
+	}
+}

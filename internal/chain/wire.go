@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"syscall"
@@ -36,18 +35,15 @@ func Wire(env *Env, m mounts.Sys) {
 	}
 }
 
-// NativeWatchdog arms the machine's watchdog for d and says how; "" and
-// no error when there is none.
+// NativeWatchdog arms the machine's watchdog for d and says how;
+// watchdog.ErrNoWatchdog when there is none.
 func NativeWatchdog(fsys rootfs.FS) func(d time.Duration) (string, error) {
 	return func(d time.Duration) (string, error) {
 		a, err := watchdog.Arm(fsys, watchdog.Native{}, d)
-		if errors.Is(err, watchdog.ErrNoWatchdog) {
-			return "", nil
-		}
 		if err != nil {
 			return "", err
 		}
-		return "armed " + a.String(), nil
+		return a.String(), nil
 	}
 }
 

@@ -100,6 +100,9 @@ func Run(in Input) []Check {
 	for _, sl := range cfg.Slots {
 		add(checkSlot(in, cfg, sl))
 	}
+	if c, ok := checkWatchdogTimeout(in, cfg); ok {
+		add(c)
+	}
 	if boot.PlanErr != nil {
 		add(Check{"plan", Fail, boot.PlanErr.Error(), ""})
 		return out
@@ -314,7 +317,7 @@ func checkSecureBoot(in Input) Check {
 func checkWatchdog(in Input) Check {
 	const name = "watchdog"
 	if !in.FS.Exists(watchdog.Device) {
-		return Check{name, OK, "no hardware watchdog: a hung custom kernel is caught by the HEALTH_DEADLINE check only if its userspace runs; panic=N catches panics", ""}
+		return Check{name, OK, "no hardware watchdog: a custom kernel that hangs before its userspace starts stays hung until the machine is power-cycled (the provider's console or API); panic=N brings back a panic, HEALTH_DEADLINE a kernel whose userspace runs but never confirms", ""}
 	}
 	sys := watchdog.ReadSysfs(in.FS)
 	desc := sys.Describe()
@@ -331,6 +334,33 @@ func checkWatchdog(in Input) Check {
 		return Check{name, Warn, desc + "; " + why + ", so the watchdog kxboot arms before the hop would not guard the custom kernel", remedy}
 	}
 	return Check{name, OK, desc + "; " + why + ", so it guards the custom kernel while it boots", ""}
+}
+
+// checkWatchdogTimeout says how long the watchdog armed before a hop runs:
+// HEALTH_DEADLINE, which must fit the driver's range (sysfs min_timeout
+// and max_timeout). Beyond the maximum Arm takes the maximum, and a kernel
+// still booting then is reset, its try counted as failed. Nothing when
+// there is no watchdog.
+func checkWatchdogTimeout(in Input, cfg *config.Config) (Check, bool) {
+	const name = "watchdog timeout"
+	if !in.FS.Exists(watchdog.Device) {
+		return Check{}, false
+	}
+	if !cfg.Watchdog {
+		return Check{name, OK, "WATCHDOG=no: kxboot does not arm the watchdog before a hop", ""}, true
+	}
+	sys := watchdog.ReadSysfs(in.FS)
+	d := cfg.HealthDeadline
+	switch {
+	case sys.MaxTimeout > 0 && d > sys.MaxTimeout:
+		return Check{name, Warn, fmt.Sprintf("HEALTH_DEADLINE=%d is longer than the longest timeout of %s (%d s): kxboot arms it for %d s, so a kernel still booting after that is reset and its try counted as failed", d, sys.Describe(), sys.MaxTimeout, sys.MaxTimeout),
+			fmt.Sprintf("set HEALTH_DEADLINE=%d (or less) in %s, or WATCHDOG=no", sys.MaxTimeout, cfg.Path)}, true
+	case sys.MinTimeout > 0 && d < sys.MinTimeout:
+		return Check{name, OK, fmt.Sprintf("HEALTH_DEADLINE=%d is shorter than the shortest timeout of %s (%d s): kxboot arms it for %d s, and a hang is reset that much later", d, sys.Describe(), sys.MinTimeout, sys.MinTimeout), ""}, true
+	case sys.MaxTimeout > 0:
+		return Check{name, OK, fmt.Sprintf("armed for HEALTH_DEADLINE=%d s before a hop, within the %d-%d s %s takes; the kernel hopped into must load its watchdog driver (or confirm) within that time", d, max(sys.MinTimeout, 0), sys.MaxTimeout, sys.Describe()), ""}, true
+	}
+	return Check{name, OK, fmt.Sprintf("armed for HEALTH_DEADLINE=%d s before a hop; %s does not publish its range (no max_timeout in sysfs), so the log of each hop says what the driver took", d, sys.Describe()), ""}, true
 }
 
 func checkKernel(in Input, p plan.Plan) (int64, Check) {

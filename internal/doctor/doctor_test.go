@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/fdt"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/plan"
@@ -41,7 +42,7 @@ func TestCheckWatchdog(t *testing.T) {
 		remedy string
 	}{
 		{"none", map[string]string{"/proc/cmdline": "ro\n"}, OK,
-			"ok    watchdog            no hardware watchdog: a hung custom kernel is caught by the HEALTH_DEADLINE check only if its userspace runs; panic=N catches panics\n", ""},
+			"ok    watchdog            no hardware watchdog: a custom kernel that hangs before its userspace starts stays hung until the machine is power-cycled (the provider's console or API); panic=N brings back a panic, HEALTH_DEADLINE a kernel whose userspace runs but never confirms\n", ""},
 		{"stopped at the hop", withWatchdog(map[string]string{watchdog.ParamPath: "-1\n"}), Warn,
 			"warn  watchdog            watchdog0 (iTCO_wdt, timeout 30 s, inactive); the watchdog core's stop_on_reboot is -1 (/sys/module/watchdog/parameters/stop_on_reboot): the driver decides, and most drivers have the kernel stop the watchdog at the kexec, so the watchdog kxboot arms before the hop would not guard the custom kernel\n",
 			"add watchdog.stop_on_reboot=0 to the provider kernel's command line, if the provider lets you"},
@@ -72,6 +73,58 @@ func TestCheckWatchdog(t *testing.T) {
 			}
 			if Failed([]Check{c}) {
 				t.Error("the watchdog check made doctor fail")
+			}
+		})
+	}
+}
+
+// TestCheckWatchdogTimeout: the watchdog is armed for HEALTH_DEADLINE,
+// which doctor holds against the driver's range.
+func TestCheckWatchdogTimeout(t *testing.T) {
+	ranged := func(min, max string) map[string]string {
+		return withWatchdog(map[string]string{watchdog.SysDir + "/min_timeout": min, watchdog.SysDir + "/max_timeout": max})
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		conf    string
+		status  Status
+		want    string
+		remedy  string
+		noCheck bool
+	}{
+		{"no watchdog", map[string]string{"/proc/cmdline": "ro\n"}, "", OK, "", "", true},
+		{"within", ranged("2\n", "613\n"), "HEALTH_DEADLINE=300\n", OK,
+			"armed for HEALTH_DEADLINE=300 s before a hop, within the 2-613 s watchdog0 (iTCO_wdt, timeout 30 s, inactive) takes", "", false},
+		{"longer than the maximum", ranged("2\n", "613\n"), "HEALTH_DEADLINE=900\n", Warn,
+			"HEALTH_DEADLINE=900 is longer than the longest timeout of watchdog0 (iTCO_wdt, timeout 30 s, inactive) (613 s): kxboot arms it for 613 s, so a kernel still booting after that is reset and its try counted as failed",
+			"set HEALTH_DEADLINE=613 (or less) in /etc/default/kxboot, or WATCHDOG=no", false},
+		{"shorter than the minimum", ranged("60\n", "600\n"), "HEALTH_DEADLINE=20\n", OK,
+			"HEALTH_DEADLINE=20 is shorter than the shortest timeout of watchdog0 (iTCO_wdt, timeout 30 s, inactive) (60 s): kxboot arms it for 60 s", "", false},
+		{"no range published", withWatchdog(nil), "", OK,
+			"armed for HEALTH_DEADLINE=300 s before a hop; watchdog0 (iTCO_wdt, timeout 30 s, inactive) does not publish its range", "", false},
+		{"not armed", ranged("2\n", "613\n"), "WATCHDOG=no\nHEALTH_DEADLINE=900\n", OK,
+			"WATCHDOG=no: kxboot does not arm the watchdog before a hop", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.conf != "" {
+				tt.files[config.Path] = tt.conf
+			}
+			fsys := rootfstest.Tree(t, tt.files, nil)
+			cfg, err := config.Load(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := checkWatchdogTimeout(Input{FS: fsys}, cfg)
+			if ok == tt.noCheck {
+				t.Fatalf("check given: %v, want %v (%+v)", ok, !tt.noCheck, c)
+			}
+			if !ok {
+				return
+			}
+			if c.Status != tt.status || !strings.HasPrefix(c.Message, tt.want) || c.Remedy != tt.remedy {
+				t.Errorf("check %+v;\nwant status %s, detail starting %q, remedy %q", c, tt.status, tt.want, tt.remedy)
 			}
 		})
 	}

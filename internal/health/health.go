@@ -35,6 +35,9 @@ type Env struct {
 	// ReleaseWatchdog stops the watchdog armed before the hop, unless
 	// the kernel's init took it over, and says what it did.
 	ReleaseWatchdog func() string
+	// SettleCause says what ended a try left pending, when the machine
+	// knows (chain.SettleCause); nil or "" gives the usual guesses.
+	SettleCause func(tries.Record) string
 	// Uptime is how long this kernel has run; nil reads /proc/uptime.
 	// (The watcher started by the init wrapper may run before the init
 	// has mounted /proc again: the command wires CLOCK_BOOTTIME.)
@@ -176,7 +179,11 @@ func (e Env) settleLost() string {
 		if rerr != nil || !r.Pending || r.HopBoot == e.BootID {
 			return r, errNothing
 		}
-		r, f = tries.Settle(r, e.Now())
+		cause := ""
+		if e.SettleCause != nil {
+			cause = e.SettleCause(r)
+		}
+		r, f = tries.Settle(r, e.Now(), cause)
 		f.Reason += "; the firmware brought back " + e.Release
 		r.Failure = f
 		return r, nil

@@ -42,6 +42,7 @@ func ForMachine(fsys rootfs.FS, engine *kexec.Engine, m mounts.Sys, logf func(st
 		Check:           runCheck,
 		Reboot:          func(reason string) error { return FirmwareReboot(fw, reason) },
 		ReleaseWatchdog: func() string { return chain.ReleaseWatchdog(fsys) },
+		SettleCause:     func(r tries.Record) string { return chain.SettleCause(fsys, r) },
 		Uptime:          bootTime,
 		BootID:          chain.BootID(fsys),
 		Release:         chain.Release(fsys),

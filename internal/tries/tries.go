@@ -183,13 +183,20 @@ func NextTry(r Record, id string) int {
 
 // Settle closes a try that was left pending: the provider's kernel is
 // running again, so the hop before it ended without a confirmation. It
-// returns the failure it recorded, or nil when nothing was pending.
-func Settle(r Record, now time.Time) (Record, *Failure) {
+// returns the failure it recorded, or nil when nothing was pending. cause,
+// when not "", is what is known to have ended the try (the watchdog reset
+// the machine); the reason then says it instead of the guesses.
+func Settle(r Record, now time.Time, cause string) (Record, *Failure) {
 	if !r.Pending {
 		return r, nil
 	}
 	reason := "the kernel never confirmed: it crashed, hung or was reset before kxboot mark-good ran (a power cut counts too)"
-	if r.Health != "" {
+	switch {
+	case cause != "" && r.Health != "":
+		reason = "the kernel never confirmed: " + cause + "; its last health check said: " + r.Health
+	case cause != "":
+		reason = "the kernel never confirmed: " + cause
+	case r.Health != "":
 		reason = "the kernel never confirmed; its last health check said: " + r.Health
 	}
 	return fail(r, now, reason)

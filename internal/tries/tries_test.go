@@ -61,7 +61,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("next try %d; want %d", n, i)
 		}
 		r = Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b")
-		r, f = Settle(r, t0.Add(time.Minute)) // the provider's kernel came back
+		r, f = Settle(r, t0.Add(time.Minute), "") // the provider's kernel came back
 		if f == nil || f.Try != i || !strings.Contains(f.Reason, "never confirmed") {
 			t.Fatalf("settle after hop %d: %+v", i, f)
 		}
@@ -86,11 +86,11 @@ func TestLifecycle(t *testing.T) {
 	}
 	r = Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b")
 	r.Health = "ping: network unreachable"
-	r, f = Settle(r, t0)
+	r, f = Settle(r, t0, "")
 	if r.Tries != 1 || f == nil || !strings.Contains(f.Reason, "ping: network unreachable") {
 		t.Errorf("failure after a confirmation: %+v %+v", r, f)
 	}
-	if _, f := Settle(r, t0); f != nil {
+	if _, f := Settle(r, t0, ""); f != nil {
 		t.Error("settling twice recorded two failures")
 	}
 	r, f = Fail(Hop(r, Boot{Kernel: "/boot/k", ID: "A"}, Configured, "", t0, "b"), t0, "marked bad")

@@ -61,6 +61,10 @@ const (
 	OptSetTimeout    = 0x0080 // WDIOF_SETTIMEOUT
 	OptMagicClose    = 0x0100 // WDIOF_MAGICCLOSE
 	OptKeepalivePing = 0x8000 // WDIOF_KEEPALIVEPING
+	// OptCardReset in bootstatus: the last reboot was caused by the
+	// watchdog (WDIOF_CARDRESET). i6300esb and iTCO_wdt read it from the
+	// chip when they probe.
+	OptCardReset = 0x0020
 )
 
 var (
@@ -146,11 +150,18 @@ type Sysfs struct {
 	MaxTimeout int
 	Timeleft   int
 	Nowayout   int // 1, 0, or -1 unknown
+	Bootstatus int // WDIOF_* flags of the last reboot's cause; -1 unknown
+}
+
+// FiredLastBoot says whether the driver reports that the watchdog caused
+// the reset this boot came from; false when it does not say.
+func (s Sysfs) FiredLastBoot() bool {
+	return s.Bootstatus > 0 && s.Bootstatus&OptCardReset != 0
 }
 
 // ReadSysfs reads watchdog0's sysfs attributes.
 func ReadSysfs(fsys rootfs.FS) Sysfs {
-	s := Sysfs{Present: fsys.Exists(SysDir), Timeout: -1, MinTimeout: -1, MaxTimeout: -1, Timeleft: -1, Nowayout: -1}
+	s := Sysfs{Present: fsys.Exists(SysDir), Timeout: -1, MinTimeout: -1, MaxTimeout: -1, Timeleft: -1, Nowayout: -1, Bootstatus: -1}
 	if !s.Present {
 		return s
 	}
@@ -172,6 +183,7 @@ func ReadSysfs(fsys rootfs.FS) Sysfs {
 	s.MaxTimeout = num("max_timeout")
 	s.Timeleft = num("timeleft")
 	s.Nowayout = num("nowayout")
+	s.Bootstatus = num("bootstatus")
 	return s
 }
 
