@@ -12,13 +12,13 @@ import (
 func TestArgsDisk(t *testing.T) {
 	o := Options{Kernel: "/k", Initrd: "/i", Append: "root=/dev/vda", Disk: "/d/a,b.img"}
 	args := strings.Join(Args(o), " ")
-	for _, want := range []string{"-no-reboot", "-drive file=/d/a,,b.img,format=raw,if=virtio", "-initrd /i", "-m 1024", "-smp 1", "-accel tcg"} {
+	for _, want := range []string{"-no-reboot", "-drive file=/d/a,,b.img,format=raw,cache=unsafe,if=virtio", "-initrd /i", "-m 1024", "-smp 1", "-accel tcg"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("Args %q lacks %q", args, want)
 		}
 	}
 	o.NVMe = true
-	if args := strings.Join(Args(o), " "); !strings.Contains(args, "-drive file=/d/a,,b.img,format=raw,if=none,id=root -device nvme,drive=root,serial=kxtest") {
+	if args := strings.Join(Args(o), " "); !strings.Contains(args, "-drive file=/d/a,,b.img,format=raw,cache=unsafe,if=none,id=root -device nvme,drive=root,serial=kxtest") {
 		t.Errorf("NVMe: got %q", args)
 	}
 	o.NVMe = false
@@ -58,7 +58,7 @@ func TestArgsAMD64Unchanged(t *testing.T) {
 		{Options{Kernel: "/k", Initrd: "/i", Append: `console=ttyS0 a="b  c"`},
 			[]string{"-accel", "tcg", "-m", "1024", "-smp", "1", "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-kernel", "/k", "-initrd", "/i", "-append", `console=ttyS0 a="b  c"`}},
 		{Options{Kernel: "/k", Append: "x", Disk: "/d.img", NVMe: true, Reboot: true, MemoryMB: 512, CPU: "qemu64"},
-			[]string{"-accel", "tcg", "-cpu", "qemu64", "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-kernel", "/k", "-append", "x", "-drive", "file=/d.img,format=raw,if=none,id=root", "-device", "nvme,drive=root,serial=kxtest"}},
+			[]string{"-accel", "tcg", "-cpu", "qemu64", "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-kernel", "/k", "-append", "x", "-drive", "file=/d.img,format=raw,cache=unsafe,if=none,id=root", "-device", "nvme,drive=root,serial=kxtest"}},
 	} {
 		if got := Args(c.o); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Args(%+v):\n got %q\nwant %q", c.o, got, c.want)
