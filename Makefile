@@ -28,7 +28,7 @@ GOTEST := go run ./e2e/report -- -count=1 -parallel 64
 # The end-to-end cases that boot no whole init system: the initramfs
 # guests (amd64 and arm64) and the tiny guest's boot counting (a few
 # minutes).
-E2E_QUICK := ^(TestConsole|TestBadInputs|TestHop.*|TestWrapper.*|TestTries.*|TestKnownGood|TestSlots|TestArm64.*)$$
+E2E_QUICK := ^(TestConsole|TestBadInputs|TestHop.*|TestWrapper.*|TestTries.*|TestKnownGood|TestSlots|TestWatchdog.*|TestArm64.*)$$
 
 # Every test: unit tests, fuzz seeds, build checks and the QEMU end-to-end cases.
 test: deps vet

@@ -41,6 +41,8 @@ var caseCost = map[string]float64{
 	"TestSlots":                         80,
 	"TestFastReboot/sysvinit":           77,
 	"TestTriesDeadline":                 62,
+	"TestWatchdogRecovers":              75, // estimated
+	"TestWatchdogStopped":               55, // estimated
 	"TestTriesControl":                  52,
 	"TestTriesKernelBroken":             27,
 	"TestTriesPowerCut/after-record":    18,

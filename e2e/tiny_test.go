@@ -69,6 +69,9 @@ type tinyGuest struct {
 	a, b  harness.Kernel
 	kB    string
 	extra string // added to the provider's command line
+	// boot, if set, changes how qemu starts the provider's kernel (the
+	// watchdog guests boot another kernel, with a watchdog device).
+	boot func(*harness.Options)
 }
 
 // tinyConf is /etc/default/kxboot for the hop into B: no abort window.
@@ -157,6 +160,9 @@ func (tg *tinyGuest) launch() {
 	o.ConsoleLog = filepath.Join(tg.dir, fmt.Sprintf("console-%d.log", tg.runs))
 	o.MaxKernels = 60
 	o.Timeout = 15 * time.Minute
+	if tg.boot != nil {
+		tg.boot(&o)
+	}
 	g, err := harness.Start(o)
 	if err != nil {
 		tg.t.Fatal(err)

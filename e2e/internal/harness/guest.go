@@ -58,6 +58,13 @@ type Options struct {
 	// InPlaceReset, with Reboot, leaves out -no-reboot instead, so qemu
 	// resets the machine itself, in the same process.
 	InPlaceReset bool
+	// Watchdog adds QEMU's i6300esb PCI watchdog (amd64), whose timeout
+	// resets the machine (-action watchdog=reset, QEMU's default, said
+	// out loud). Guest.Watchdogs counts the times it fired, from QMP.
+	// Use it with Reboot and InPlaceReset: the chip keeps its "the
+	// watchdog caused the last reset" bit over an in-place reset only,
+	// as a real one does, and that bit is what the next kernel reads.
+	Watchdog bool
 	// MaxKernels, if not 0, kills qemu when more kernels than that have
 	// started (see Guest.Kernels): a reboot loop ends at once instead of
 	// at Timeout.
@@ -127,6 +134,7 @@ type Guest struct {
 	limit   error      // why qemu was killed early, if it was
 	killed  bool       // Kill was called
 	resets  int        // firmware resets: qemu started again, or reset itself
+	wdogs   int        // QMP WATCHDOG events: the watchdog fired
 
 	done    chan struct{} // closed when qemu has exited for good and its output is read
 	waitErr error
@@ -163,6 +171,9 @@ func Args(opts Options) []string {
 		// A reset or panic=-1 ends qemu instead of booting A again in
 		// the same process; with Reboot, Start then starts qemu again.
 		args = append(args, "-no-reboot")
+	}
+	if opts.Watchdog {
+		args = append(args, "-device", "i6300esb", "-action", "watchdog=reset")
 	}
 	if opts.Boot == BootUEFI {
 		args = append(args, "-bios", opts.Arch.orAMD64().UEFI)
@@ -395,6 +406,10 @@ func (g *Guest) watchQMP(sock string, p *process) {
 		switch msg.Event {
 		case "SHUTDOWN":
 			reason = msg.Data.Reason
+		case "WATCHDOG":
+			g.mu.Lock()
+			g.wdogs++
+			g.mu.Unlock()
 		case "RESET":
 			if msg.Data.Guest {
 				g.mu.Lock()
@@ -457,6 +472,14 @@ func (g *Guest) Resets() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.resets
+}
+
+// Watchdogs returns how many times the guest's watchdog fired (QMP's
+// WATCHDOG event), with Options.Watchdog and Reboot.
+func (g *Guest) Watchdogs() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.wdogs
 }
 
 // Hops returns how many kernels started without a firmware reset before
