@@ -41,8 +41,9 @@ var caseCost = map[string]float64{
 	"TestSlots":                         80,
 	"TestFastReboot/sysvinit":           77,
 	"TestTriesDeadline":                 62,
-	"TestWatchdogRecovers":              75, // estimated
-	"TestWatchdogStopped":               55, // estimated
+	"TestWatchdogRecovers":              98,
+	"TestArm64WatchdogRecovers":         88,
+	"TestWatchdogStopped":               49,
 	"TestTriesControl":                  52,
 	"TestTriesKernelBroken":             27,
 	"TestTriesPowerCut/after-record":    18,

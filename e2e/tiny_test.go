@@ -65,6 +65,7 @@ type tinyGuest struct {
 	disk  string
 	disk2 string // a second root file system (/dev/nvme1n1), or ""
 	dir   string
+	arch  harness.Arch
 	runs  int
 	a, b  harness.Kernel
 	kB    string
@@ -92,8 +93,15 @@ func startTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *ti
 // newTiny is startTiny without the start.
 func newTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tinyGuest {
 	t.Helper()
-	a, b := kernels(t)
-	img := image(t, harness.Systemd)
+	return newTinyOf(t, harness.AMD64, more, extra, files...)
+}
+
+// newTinyOf is newTiny for a guest of arch: the systemd image of arch,
+// booted through qemu's own loader (a device tree on arm64).
+func newTinyOf(t *testing.T, arch harness.Arch, more, extra string, files ...harness.GuestFile) *tinyGuest {
+	t.Helper()
+	a, b := kernelsOf(t, arch)
+	img := imageOf(t, arch, harness.Systemd)
 	dir := t.TempDir()
 	disk, err := harness.NewDisk(img, dir)
 	if err != nil {
@@ -101,7 +109,7 @@ func newTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tiny
 	}
 	kB := "/boot/vmlinuz-" + b.Release
 	// A config among files replaces the one made of more.
-	base := tinyBase(t, a, b, tinyConf(kB, more))
+	base := tinyBase(t, arch, a, b, tinyConf(kB, more))
 	for _, f := range files {
 		if f.Path == "/etc/default/kxboot" {
 			base = slices.DeleteFunc(base, func(g harness.GuestFile) bool { return g.Path == f.Path })
@@ -110,7 +118,7 @@ func newTiny(t *testing.T, more, extra string, files ...harness.GuestFile) *tiny
 	if err := harness.Inject(disk, append(base, files...)...); err != nil {
 		t.Fatal(err)
 	}
-	return &tinyGuest{guest: &guest{t: t}, slot: claim(t), img: img, disk: disk, dir: dir, a: a, b: b, kB: kB, extra: extra}
+	return &tinyGuest{guest: &guest{t: t}, slot: claim(t), img: img, disk: disk, dir: dir, arch: arch, a: a, b: b, kB: kB, extra: extra}
 }
 
 // addRoot gives the tiny guest a second root file system, /dev/nvme1n1: a
@@ -126,7 +134,7 @@ func (tg *tinyGuest) addRoot(conf string, files ...harness.GuestFile) {
 	if err != nil {
 		tg.t.Fatal(err)
 	}
-	base := append(tinyBase(tg.t, tg.a, tg.b, conf), harness.GuestFile{Path: "/var/lib/kxtest/count", Data: []byte("100\n")})
+	base := append(tinyBase(tg.t, tg.arch, tg.a, tg.b, conf), harness.GuestFile{Path: "/var/lib/kxtest/count", Data: []byte("100\n")})
 	if err := harness.Inject(disk, append(base, files...)...); err != nil {
 		tg.t.Fatal(err)
 	}
@@ -136,9 +144,9 @@ func (tg *tinyGuest) addRoot(conf string, files ...harness.GuestFile) {
 // tinyBase is what makes a copy of the image tiny: kxboot as /sbin/init
 // before the tiny init, the stand-ins for reboot and poweroff, conf as
 // /etc/default/kxboot, no initrds.
-func tinyBase(t *testing.T, a, b harness.Kernel, conf string) []harness.GuestFile {
+func tinyBase(t *testing.T, arch harness.Arch, a, b harness.Kernel, conf string) []harness.GuestFile {
 	return []harness.GuestFile{
-		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
+		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxbootOf(t, arch)},
 		{Path: "/usr/local/lib/kxtest/tinyinit", Mode: 0o755, Data: []byte(tinyInit)},
 		{Path: "/usr/local/sbin/reboot", Mode: 0o755, Data: []byte(tinyReboot)},
 		{Path: "/usr/local/sbin/poweroff", Mode: 0o755, Data: []byte(tinyPoweroff)},

@@ -16,15 +16,16 @@ import (
 
 // The watchdog guests (e2e/watchdog_test.go) need a kernel with a driver
 // for QEMU's i6300esb watchdog, which Debian's cloud kernels lack: they
-// boot Debian's generic amd64 kernels (linux-image-6.1.0-N-amd64), whose
-// drivers are modules. A generic kernel is kept in the cache as its
+// boot Debian's generic kernels (linux-image-6.1.0-N-amd64 and -arm64),
+// whose drivers are modules. A generic kernel is kept in the cache as its
 // vmlinuz and the few modules those guests load, with a modules.dep for
 // them, so that the guests need no whole module tree.
 
-// GenericKernel is a Debian kernel of the generic amd64 flavour with a
-// subset of its modules.
+// GenericKernel is a Debian kernel of the generic flavour (amd64 or
+// arm64, named as the architecture) with a subset of its modules.
 type GenericKernel struct {
 	Release string // uname -r, e.g. 6.1.0-57-amd64
+	Arch    Arch
 	Image   string // host path of vmlinuz
 	// Modules is the host directory that holds the subset as
 	// lib/modules/RELEASE/..., with its modules.dep.
@@ -38,21 +39,22 @@ type GenericKernel struct {
 // what they depend on): the watchdog core and the i6300esb driver, NVMe
 // and ext4 for the root file system, and crc32c, which ext4 asks for
 // (a soft dependency, so not in its depends list) to check metadata.
+// Those the kernel has built in (modules.builtin: the watchdog core on
+// arm64) are left out.
 var GenericModules = []string{"watchdog", "i6300esb", "nvme", "crc32c_generic", "ext4"}
 
 // moduleDirs are the directories of the package searched for the modules
 // and their dependencies.
 var moduleDirs = []string{"drivers/watchdog/", "drivers/nvme/host/", "fs/", "lib/", "crypto/", "block/"}
 
-// GenericFlavour is the flavour of the generic kernel packages.
-const GenericFlavour = "amd64"
-
-// GenericKernelOf returns the generic amd64 kernel of the same ABI as the
-// cloud kernel short ("6.1.0-57"), downloading it into the cache once.
-func GenericKernelOf(short string, logf Logf) (GenericKernel, error) {
-	rel := short + "-" + GenericFlavour
+// GenericKernelOf returns the generic kernel of arch with the same ABI as
+// the cloud kernel short ("6.1.0-57"), downloading it into the cache once.
+// Debian names the generic flavour as the architecture.
+func GenericKernelOf(arch Arch, short string, logf Logf) (GenericKernel, error) {
+	arch = arch.orAMD64()
+	rel := short + "-" + arch.GOARCH
 	dir := filepath.Join(CacheDir(), "generic", rel)
-	k := GenericKernel{Release: rel, Image: filepath.Join(dir, "vmlinuz-"+rel), Modules: filepath.Join(dir, "tree")}
+	k := GenericKernel{Release: rel, Arch: arch, Image: filepath.Join(dir, "vmlinuz-"+rel), Modules: filepath.Join(dir, "tree")}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return k, fmt.Errorf("kernel cache: %w", err)
 	}
@@ -63,7 +65,7 @@ func GenericKernelOf(short string, logf Logf) (GenericKernel, error) {
 	defer unlock()
 	if !exists(k.Image) {
 		logf("downloading Debian package linux-image-%s into %s", rel, dir)
-		if err := downloadGeneric(dir, rel); err != nil {
+		if err := downloadGeneric(dir, rel, arch); err != nil {
 			return k, err
 		}
 	}
@@ -78,7 +80,7 @@ func GenericKernelOf(short string, logf Logf) (GenericKernel, error) {
 // downloadGeneric fetches linux-image-REL and keeps its vmlinuz and the
 // closure of GenericModules. The image is renamed into place last: its
 // presence marks the kernel cached.
-func downloadGeneric(dir, rel string) error {
+func downloadGeneric(dir, rel string, arch Arch) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -90,7 +92,7 @@ func downloadGeneric(dir, rel string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	deb, err := aptDownload(work, "linux-image-"+rel, AMD64)
+	deb, err := aptDownload(work, "linux-image-"+rel, arch)
 	if err != nil {
 		return err
 	}
@@ -99,8 +101,15 @@ func downloadGeneric(dir, rel string) error {
 	modRoot := "lib/modules/" + rel + "/"
 	kos := map[string]string{} // path below modRoot -> host file
 	image := ""
+	builtin := map[string]bool{} // module names
 	err = walkDeb(deb, func(name string, r io.Reader) error {
 		switch {
+		case name == modRoot+"modules.builtin":
+			b, err := io.ReadAll(r)
+			for _, l := range strings.Fields(string(b)) {
+				builtin[moduleName(path.Base(l))] = true
+			}
+			return err
 		case name == "boot/vmlinuz-"+rel:
 			image = filepath.Join(work, "vmlinuz")
 			return writeFrom(image, r)
@@ -125,7 +134,13 @@ func downloadGeneric(dir, rel string) error {
 	if image == "" {
 		return fmt.Errorf("%s has no boot/vmlinuz-%s", deb, rel)
 	}
-	order, deps, err := loadOrder(kos, GenericModules)
+	var want []string
+	for _, m := range GenericModules {
+		if !builtin[moduleName(m)] {
+			want = append(want, m)
+		}
+	}
+	order, deps, err := loadOrder(kos, want)
 	if err != nil {
 		return fmt.Errorf("linux-image-%s: %w", rel, err)
 	}

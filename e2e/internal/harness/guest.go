@@ -58,7 +58,8 @@ type Options struct {
 	// InPlaceReset, with Reboot, leaves out -no-reboot instead, so qemu
 	// resets the machine itself, in the same process.
 	InPlaceReset bool
-	// Watchdog adds QEMU's i6300esb PCI watchdog (amd64), whose timeout
+	// Watchdog adds QEMU's i6300esb PCI watchdog (on the PC's PCI bus on
+	// amd64, on the virt machine's PCIe on arm64), whose timeout
 	// resets the machine (-action watchdog=reset, QEMU's default, said
 	// out loud). Guest.Watchdogs counts the times it fired, from QMP.
 	// Use it with Reboot and InPlaceReset: the chip keeps its "the
