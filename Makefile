@@ -5,13 +5,19 @@ export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X github.com/kxboot/kxboot/internal/cli.Version=$(VERSION)
 
-.PHONY: build test unit e2e e2e-quick demo deps vet fuzz clean
+.PHONY: build test unit e2e e2e-quick demo deps prepare vet fuzz clean
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o kxboot ./cmd/kxboot
 
 deps:
 	./scripts/install-test-deps
+
+# The e2e cache (kernels, disk images) filled before any guest runs: on a
+# fresh machine, image builds beside running guests stalled the guests'
+# disks (e2e/prepare). Seconds when the cache is warm.
+prepare: deps
+	go run ./e2e/prepare
 
 vet:
 	go vet ./...
@@ -31,7 +37,7 @@ GOTEST := go run ./e2e/report -- -count=1 -parallel 64
 E2E_QUICK := ^(TestConsole|TestBadInputs|TestHop.*|TestWrapper.*|TestTries.*|TestKnownGood|TestSlots|TestWatchdog.*|TestArm64.*)$$
 
 # Every test: unit tests, fuzz seeds, build checks and the QEMU end-to-end cases.
-test: deps vet
+test: deps vet prepare
 	$(GOTEST) -timeout 60m ./...
 
 # Unit tests only: no QEMU, no root needed.
@@ -39,10 +45,10 @@ unit:
 	go test -count=1 ./internal/... ./cmd/... ./e2e/internal/... ./e2e/report/ ./e2e/bench/
 
 # The end-to-end cases alone, and the quick ones.
-e2e: deps
+e2e: deps prepare
 	$(GOTEST) -timeout 60m ./e2e/
 
-e2e-quick: deps
+e2e-quick: deps prepare
 	$(GOTEST) -timeout 30m -run '$(E2E_QUICK)' ./e2e/
 
 fuzz:
