@@ -236,6 +236,7 @@ kx_reboot`),
 	tg.has(2, "status", "entry:      the last known-good kernel: 1 unconfirmed hop into /boot/vmlinuz-"+g.Release+" (last: "+fired)
 	tg.has(2, "doctor", "the kernel leaves the watchdog running through the kexec, so it guards the custom kernel while it boots")
 	tg.has(2, "doctor", fmt.Sprintf("armed for HEALTH_DEADLINE=%d s before a hop, within the 1-2046 s", deadline))
+	tg.has(2, "doctor", ") armed the watchdog") // watchdog at the hop
 }
 
 // TestWatchdogStopped: without watchdog.stop_on_reboot=0 the kernel stops

@@ -103,6 +103,9 @@ func Run(in Input) []Check {
 	if c, ok := checkWatchdogTimeout(in, cfg); ok {
 		add(c)
 	}
+	if c, ok := checkHopWatchdog(in, boot); ok {
+		add(c)
+	}
 	if boot.PlanErr != nil {
 		add(Check{"plan", Fail, boot.PlanErr.Error(), ""})
 		return out
@@ -334,6 +337,33 @@ func checkWatchdog(in Input) Check {
 		return Check{name, Warn, desc + "; " + why + ", so the watchdog kxboot arms before the hop would not guard the custom kernel", remedy}
 	}
 	return Check{name, OK, desc + "; " + why + ", so it guards the custom kernel while it boots", ""}
+}
+
+// checkHopWatchdog says, on a kernel that came through kxboot's hop and
+// has a watchdog, whether that hop armed it (the try record keeps it).
+// Where it did not, this kernel hung before its userspace would not have
+// been reset. The usual cause is order: kxboot, as PID 1 or the earliest
+// service, runs before udev loads the driver, so /dev/watchdog does not
+// exist yet when it hops, although it does by the time doctor runs.
+// Nothing when there is no watchdog, this boot did not come through
+// kxboot, or the watchdog is off (WATCHDOG=no, nowayout: other checks say
+// so).
+func checkHopWatchdog(in Input, boot *chain.Input) (Check, bool) {
+	const name = "watchdog at the hop"
+	cfg := boot.Config
+	if !in.FS.Exists(watchdog.Device) || cfg == nil || !cfg.Watchdog || boot.RecordErr != nil || watchdog.ReadSysfs(in.FS).Nowayout == 1 {
+		return Check{}, false
+	}
+	r := boot.Record
+	if _, via := boot.Running.HasMarker(cmdline.Markers(cfg.Marker)); !via || r.HopTime.IsZero() {
+		return Check{}, false
+	}
+	when := r.HopTime.Local().Format("2006-01-02 15:04:05")
+	if r.Watchdog {
+		return Check{name, OK, fmt.Sprintf("the hop into this kernel (%s) armed the watchdog", when), ""}, true
+	}
+	return Check{name, Warn, fmt.Sprintf("this kernel came through kxboot's hop (%s), which did not arm the watchdog although this kernel has one: usually there was no %s yet when kxboot ran (the previous boot's kernel log has kxboot's \"watchdog:\" line), so a hang of this kernel before its userspace would not have been reset", when, watchdog.Device),
+		"have the watchdog's driver loaded before kxboot runs: built into the provider's kernel, or loaded by its initramfs (initramfs-tools: add the module to /etc/initramfs-tools/modules, then update-initramfs -u)"}, true
 }
 
 // checkWatchdogTimeout says how long the watchdog armed before a hop runs:

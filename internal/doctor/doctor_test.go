@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/fdt"
 	"github.com/kxboot/kxboot/internal/kexec"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/kxboot/kxboot/internal/rootfs/rootfstest"
 	"github.com/kxboot/kxboot/internal/testimg"
+	"github.com/kxboot/kxboot/internal/tries"
 	"github.com/kxboot/kxboot/internal/watchdog"
 )
 
@@ -261,5 +264,51 @@ func TestSlots(t *testing.T) {
 	}
 	if b := got["slot B"]; b.Status != Fail || !strings.Contains(b.Message, "/boot/vmlinuz-b does not exist") || !strings.Contains(b.Remedy, "fix SLOT_B_* in /etc/default/kxboot") {
 		t.Errorf("slot B: %+v", b)
+	}
+}
+
+// TestCheckHopWatchdog: on a kernel that came through the hop and has a
+// watchdog, doctor says whether the hop armed it, from the try record.
+func TestCheckHopWatchdog(t *testing.T) {
+	hop := time.Date(2026, 12, 1, 10, 2, 11, 0, time.Local)
+	via := map[string]string{"/proc/cmdline": "root=/dev/vda1 ro kxboot.chained=1\n"}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		conf    string
+		rec     tries.Record
+		status  Status
+		want    string
+		noCheck bool
+	}{
+		{"armed", withWatchdog(via), "", tries.Record{HopTime: hop, Watchdog: true}, OK,
+			"the hop into this kernel (2026-12-01 10:02:11) armed the watchdog", false},
+		{"not armed", withWatchdog(via), "", tries.Record{HopTime: hop}, Warn,
+			"this kernel came through kxboot's hop (2026-12-01 10:02:11), which did not arm the watchdog although this kernel has one: usually there was no /dev/watchdog yet when kxboot ran", false},
+		{"not through kxboot", withWatchdog(nil), "", tries.Record{HopTime: hop}, OK, "", true},
+		{"no hop recorded", withWatchdog(via), "", tries.Record{}, OK, "", true},
+		{"no watchdog", via, "", tries.Record{HopTime: hop}, OK, "", true},
+		{"WATCHDOG=no", withWatchdog(via), "WATCHDOG=no\n", tries.Record{HopTime: hop}, OK, "", true},
+		{"nowayout", withWatchdog(map[string]string{"/proc/cmdline": via["/proc/cmdline"], watchdog.SysDir + "/nowayout": "1\n"}), "", tries.Record{HopTime: hop}, OK, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.conf != "" {
+				tt.files[config.Path] = tt.conf
+			}
+			fsys := rootfstest.Tree(t, tt.files, nil)
+			boot := chain.Gather(fsys)
+			boot.Record, boot.RecordErr = tt.rec, nil
+			c, ok := checkHopWatchdog(Input{FS: fsys}, &boot)
+			if ok == tt.noCheck {
+				t.Fatalf("check given: %v, want %v (%+v)", ok, !tt.noCheck, c)
+			}
+			if !ok {
+				return
+			}
+			if c.Status != tt.status || !strings.HasPrefix(c.Message, tt.want) || (c.Remedy == "") != (tt.status == OK) {
+				t.Errorf("check %+v;\nwant status %s, detail starting %q, a remedy only with a warning", c, tt.status, tt.want)
+			}
+		})
 	}
 }
