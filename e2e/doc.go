@@ -10,7 +10,9 @@
 // on a Debian machine with what scripts/install-test-deps installs
 // (qemu-system-x86, qemu-system-arm, qemu-efi-aarch64, busybox-static,
 // debootstrap, e2fsprogs, cpio) and apt access to Debian's kernels, amd64
-// and arm64 (cached in /var/cache/kxboot-e2e, or $KXBOOT_E2E_CACHE).
+// and arm64 (cached in /var/cache/kxboot-e2e, or $KXBOOT_E2E_CACHE). The
+// make targets fill that cache first (go run ./e2e/prepare), so that no
+// image is built while guests run.
 //
 // Three kinds of guest:
 //   - initramfs guests: kernel A with a busybox initramfs that carries
@@ -30,7 +32,9 @@
 //     and registers itself), booted through UEFI (arm64_disk_test.go);
 //   - the tiny guest: the systemd image with a shell script as init behind
 //     the kxboot wrapper, booted without an initramfs, for the cases that
-//     need many boots (tiny_test.go, tries_test.go).
+//     need many boots (tiny_test.go, tries_test.go); with QEMU's i6300esb
+//     watchdog and Debian's generic kernels, on amd64 and arm64, for the
+//     hung kernels (watchdog_test.go).
 //
 // Every case holds a guest slot while its guests run (slots_test.go): two
 // at a time, the costliest first. Guests run under TCG unless a probe
