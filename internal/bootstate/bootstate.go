@@ -92,7 +92,7 @@ func Read(fsys rootfs.FS, loaded Loader) State {
 	if s.In.Config != nil {
 		own = s.In.Config.Marker
 	}
-	s.Marker, _ = cmdline.Parse(s.Cmdline).HasMarker(cmdline.Markers(own))
+	s.Marker, _ = cmdline.Parse(s.Cmdline).Chained(own)
 	s.Chain, s.InstallErr = journal.Read(fsys, journal.JobChain)
 	if ok, why := initsys.WrapperIntact(fsys, s.Chain); !ok {
 		s.InstallProblem = why

@@ -116,7 +116,7 @@ func Decide(in Input) Decision {
 	if in.Config != nil {
 		own = in.Config.Marker
 	}
-	if m, ok := in.Running.HasMarker(cmdline.Markers(own)); ok {
+	if m, ok := in.Running.Chained(own); ok {
 		d := bootOn("this boot already came through kexec (%s is on the command line)", m)
 		d.Chained = true
 		return d

@@ -282,6 +282,11 @@ func (c Cmdline) HasMarker(markers []string) (string, bool) {
 	return "", false
 }
 
+// Chained returns the marker by which c says that its boot already came
+// through a hop (own is the config's MARKER, "" for the default; legacy
+// markers count too), and whether it does.
+func (c Cmdline) Chained(own string) (string, bool) { return c.HasMarker(Markers(own)) }
+
 // RemoveMarkers returns a copy of c without any of markers.
 func (c Cmdline) RemoveMarkers(markers []string) Cmdline {
 	return c.filter(func(t string) bool {

@@ -355,7 +355,7 @@ func checkHopWatchdog(in Input, boot *chain.Input) (Check, bool) {
 		return Check{}, false
 	}
 	r := boot.Record
-	if _, via := boot.Running.HasMarker(cmdline.Markers(cfg.Marker)); !via || r.HopTime.IsZero() {
+	if _, via := boot.Running.Chained(cfg.Marker); !via || r.HopTime.IsZero() {
 		return Check{}, false
 	}
 	when := r.HopTime.Local().Format("2006-01-02 15:04:05")

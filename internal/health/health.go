@@ -58,7 +58,7 @@ func (e Env) onHop() (tries.Record, error) {
 		e.Sleep(time.Second)
 		line, err = e.FS.ReadString("/proc/cmdline")
 	}
-	if _, ok := cmdline.Parse(line).HasMarker(cmdline.Markers(e.Config.Marker)); !ok {
+	if _, ok := cmdline.Parse(line).Chained(e.Config.Marker); !ok {
 		return tries.Record{}, ErrNotAHop
 	}
 	// A slot's root keeps its try in the record of the machine that
