@@ -1,13 +1,11 @@
 package harness
 
 import (
-	"archive/tar"
 	"bytes"
 	"debug/elf"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -169,40 +167,6 @@ func downloadGeneric(dir, rel string, arch Arch) error {
 	return os.Rename(image, filepath.Join(dir, "vmlinuz-"+rel))
 }
 
-// walkDeb calls fn with each regular file of the package deb (its path
-// without "./") and a reader of its contents.
-func walkDeb(deb string, fn func(name string, r io.Reader) error) error {
-	x := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
-	pipe, err := x.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr strings.Builder
-	x.Stderr = &stderr
-	if err := x.Start(); err != nil {
-		return fmt.Errorf("dpkg-deb: %w", err)
-	}
-	tr := tar.NewReader(pipe)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err == nil && h.Typeflag == tar.TypeReg {
-			err = fn(path.Clean(strings.TrimPrefix(h.Name, "./")), tr)
-		}
-		if err != nil {
-			x.Process.Kill()
-			x.Wait()
-			return fmt.Errorf("reading %s: %w", deb, err)
-		}
-	}
-	if err := x.Wait(); err != nil {
-		return fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", deb, err, stderr.String())
-	}
-	return nil
-}
-
 // loadOrder finds the modules named in want among kos (path -> host
 // file) with everything they depend on, and returns their paths with
 // each module after its dependencies, and each one's transitive
@@ -305,10 +269,8 @@ func moduleDepends(ko string) ([]string, error) {
 // AddModules puts the kernel's module subset into r at
 // /lib/modules/RELEASE.
 func (k GenericKernel) AddModules(r *Initramfs) *Initramfs {
-	base := "/lib/modules/" + k.Release
-	host := filepath.Join(k.Modules, "lib", "modules", k.Release)
-	for _, m := range append([]string{"modules.dep"}, k.Load...) {
-		r.HostFile(base+"/"+m, 0o644, filepath.Join(host, filepath.FromSlash(m)))
+	for _, f := range k.moduleFiles() {
+		r.HostFile(f.Path, 0o644, f.HostPath)
 	}
 	return r
 }
@@ -316,8 +278,15 @@ func (k GenericKernel) AddModules(r *Initramfs) *Initramfs {
 // GuestFiles are the kernel's image as /boot/vmlinuz-RELEASE and its
 // module subset under /lib/modules/RELEASE, for a disk.
 func (k GenericKernel) GuestFiles() []GuestFile {
-	files := []GuestFile{{Path: "/boot/vmlinuz-" + k.Release, HostPath: k.Image}}
+	return append([]GuestFile{{Path: "/boot/vmlinuz-" + k.Release, HostPath: k.Image}}, k.moduleFiles()...)
+}
+
+// moduleFiles are the module subset's files, modules.dep first: where
+// they go in a guest (/lib/modules/RELEASE/...) and where they are on the
+// host.
+func (k GenericKernel) moduleFiles() []GuestFile {
 	host := filepath.Join(k.Modules, "lib", "modules", k.Release)
+	var files []GuestFile
 	for _, m := range append([]string{"modules.dep"}, k.Load...) {
 		files = append(files, GuestFile{Path: "/lib/modules/" + k.Release + "/" + m, HostPath: filepath.Join(host, filepath.FromSlash(m))})
 	}

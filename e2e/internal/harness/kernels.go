@@ -215,45 +215,53 @@ func aptDownload(dir, pkg string, arch Arch) (string, error) {
 // (path in the package -> base name) into dir, and returns the host path
 // of each one it found, by base name.
 func extractDeb(deb, dir string, want map[string]string) (map[string]string, error) {
-	// dpkg-deb streams the package's data tarball.
+	got := map[string]string{}
+	err := walkDeb(deb, func(name string, r io.Reader) error {
+		base, ok := want[name]
+		if !ok {
+			return nil
+		}
+		got[base] = filepath.Join(dir, base)
+		return writeFrom(got[base], r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// walkDeb calls fn with each regular file of the package deb (its path
+// without "./") and a reader of its contents.
+func walkDeb(deb string, fn func(name string, r io.Reader) error) error {
 	x := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
 	pipe, err := x.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var stderr strings.Builder
 	x.Stderr = &stderr
 	if err := x.Start(); err != nil {
-		return nil, fmt.Errorf("dpkg-deb: %w", err)
+		return fmt.Errorf("dpkg-deb: %w", err)
 	}
-	got := map[string]string{}
 	tr := tar.NewReader(pipe)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
+		if err == nil && h.Typeflag == tar.TypeReg {
+			err = fn(path.Clean(strings.TrimPrefix(h.Name, "./")), tr)
+		}
 		if err != nil {
 			x.Process.Kill()
 			x.Wait()
-			return nil, fmt.Errorf("reading %s: %w", deb, err)
+			return fmt.Errorf("reading %s: %w", deb, err)
 		}
-		base, ok := want[path.Clean(strings.TrimPrefix(h.Name, "./"))]
-		if !ok || h.Typeflag != tar.TypeReg {
-			continue
-		}
-		tmp := filepath.Join(dir, base)
-		if err := writeFrom(tmp, tr); err != nil {
-			x.Process.Kill()
-			x.Wait()
-			return nil, err
-		}
-		got[base] = tmp
 	}
 	if err := x.Wait(); err != nil {
-		return nil, fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", deb, err, stderr.String())
+		return fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", deb, err, stderr.String())
 	}
-	return got, nil
+	return nil
 }
 
 func writeFrom(name string, r io.Reader) error {
