@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,9 +42,7 @@ func imageOf(t *testing.T, arch harness.Arch, flavour string) *harness.DiskImage
 	}
 	imagesMu.Unlock()
 	o.once.Do(func() {
-		o.img, o.err = harness.Image(flavour, a, b, func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
-		})
+		o.img, o.err = harness.Image(flavour, a, b, cacheLog)
 	})
 	if o.err != nil {
 		t.Fatalf("%s disk image %s: %v", arch, flavour, o.err)

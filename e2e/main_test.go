@@ -38,6 +38,12 @@ type kernelPair struct {
 	err  error
 }
 
+// cacheLog is the harness's Logf for what it fetches and builds into the
+// cache: a line on stderr.
+func cacheLog(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
+}
+
 // kernels returns the amd64 provider's kernel A and the newer kernel B.
 func kernels(t *testing.T) (a, b harness.Kernel) {
 	t.Helper()
@@ -58,9 +64,7 @@ func kernelsOf(t *testing.T, arch harness.Arch) (a, b harness.Kernel) {
 	}
 	kernelsMu.Unlock()
 	p.once.Do(func() {
-		p.a, p.b, p.err = harness.Kernels(arch, func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
-		})
+		p.a, p.b, p.err = harness.Kernels(arch, cacheLog)
 		if p.err == nil {
 			// The report (e2e/report) prints this line beside its table.
 			fmt.Printf("kxtest-accel: %s guests run with %v\n", arch, harness.Accel(arch, p.a.Image))

@@ -101,11 +101,10 @@ func wdKernelsOf(t *testing.T, arch harness.Arch) (p, g harness.GenericKernel, p
 	}
 	wdMu.Unlock()
 	w.once.Do(func() {
-		logf := func(format string, args ...any) { fmt.Printf("e2e: "+format+"\n", args...) }
-		if w.p, w.err = harness.GenericKernelOf(arch, a.Short(), logf); w.err != nil {
+		if w.p, w.err = harness.GenericKernelOf(arch, a.Short(), cacheLog); w.err != nil {
 			return
 		}
-		if w.g, w.err = harness.GenericKernelOf(arch, b.Short(), logf); w.err != nil {
+		if w.g, w.err = harness.GenericKernelOf(arch, b.Short(), cacheLog); w.err != nil {
 			return
 		}
 		dir := filepath.Join(buildDir, "watchdog-"+arch.GOARCH)
