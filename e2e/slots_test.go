@@ -41,7 +41,7 @@ var caseCost = map[string]float64{
 	"TestSlots":                         80,
 	"TestFastReboot/sysvinit":           77,
 	"TestTriesDeadline":                 62,
-	"TestWatchdogRecovers":              98,
+	"TestWatchdogRecovers":              120,
 	"TestArm64WatchdogRecovers":         88,
 	"TestWatchdogStopped":               49,
 	"TestTriesControl":                  52,
