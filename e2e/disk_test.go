@@ -66,7 +66,7 @@ type diskGuest struct {
 // console is logged if the test fails.
 func startDisk(t *testing.T, img *harness.DiskImage, opts func(*harness.Options), files ...harness.GuestFile) *diskGuest {
 	t.Helper()
-	dir := t.TempDir()
+	dir := diskDir(t)
 	disk, err := harness.NewDisk(img, dir)
 	if err != nil {
 		t.Fatal(err)

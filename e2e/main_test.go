@@ -38,6 +38,24 @@ type kernelPair struct {
 	err  error
 }
 
+// diskDir is a directory, removed when the test ends, for a case's copies
+// of a disk image (and its console logs): in RAM, under /dev/shm, where
+// there is one. Copies on the host's disk shared its writeback with the
+// image copies and builds of the other cases, and a guest's NVMe writes
+// then waited past the guest kernel's 30 s I/O timeout, for minutes (a
+// journal recovery after a reset, a shutdown's flush; seen in full runs
+// on warm caches too). A case's copies take well under a GiB of RAM.
+func diskDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "kxtest-")
+	if err != nil {
+		t.Logf("no directory in /dev/shm (%v): the guest disks go to %s", err, os.TempDir())
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // cacheLog is the harness's Logf for what it fetches and builds into the
 // cache: a line on stderr.
 func cacheLog(format string, args ...any) {

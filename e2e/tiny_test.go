@@ -102,7 +102,7 @@ func newTinyOf(t *testing.T, arch harness.Arch, more, extra string, files ...har
 	t.Helper()
 	a, b := kernelsOf(t, arch)
 	img := imageOf(t, arch, harness.Systemd)
-	dir := t.TempDir()
+	dir := diskDir(t)
 	disk, err := harness.NewDisk(img, dir)
 	if err != nil {
 		t.Fatal(err)
