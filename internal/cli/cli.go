@@ -67,23 +67,26 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"chain":     {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain},
-		"install":   {"install the chain boot (kxboot install chain [--mode M]) or the fast reboot (kxboot install reboot)", runInstall},
-		"uninstall": {"undo kxboot install exactly: both jobs, or kxboot uninstall chain|reboot", runUninstall},
-		"reboot":    {"reboot cleanly now, through kexec when installed (--firmware: once through the firmware; --dry-run)", runReboot},
-		"load":      {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
-		"unload":    {"drop the loaded kernel", runUnload},
-		"exec":      {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
-		"status":    {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
-		"doctor":    {"check whether kexec will work here, and say why not (read-only)", runDoctor},
-		"version":   {"print the version", runVersion},
-		"mark-good": {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood},
-		"mark-bad":  {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad},
-		"reset":     {"forget the count of unconfirmed tries, so the next boot hops again", runReset},
-		"slot":      {"the slots of an A/B scheme: list them, or set-next NAME to try one once", runSlot},
-		"history":   {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory},
-		"watch":     {"the deadline watcher the chain boot starts on the owner's kernel", runWatch},
-		"help":      {"list the commands", runHelp},
+		"chain":           {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain},
+		"install":         {"install the chain boot (kxboot install chain [--mode M]) or the fast reboot (kxboot install reboot)", runInstall},
+		"uninstall":       {"undo kxboot install exactly: both jobs, or kxboot uninstall chain|reboot", runUninstall},
+		"reboot":          {"reboot cleanly now, through kexec when installed (--firmware: once through the firmware; --dry-run)", runReboot},
+		"load":            {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
+		"unload":          {"drop the loaded kernel", runUnload},
+		"exec":            {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
+		"status":          {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
+		"doctor":          {"check whether kexec will work here, and say why not (read-only)", runDoctor},
+		"version":         {"print the version", runVersion},
+		"mark-good":       {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood},
+		"mark-bad":        {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad},
+		"reset":           {"forget the count of unconfirmed tries, so the next boot hops again", runReset},
+		"slot":            {"the slots of an A/B scheme: list them, or set-next NAME to try one once", runSlot},
+		"history":         {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory},
+		"verify":          {"say whether the expected kernel runs and confirmed, for fleet tools (exit 0 ok, 1 wrong, 2 unconfirmed, 3 fell back, 4 unknown)", runVerify},
+		"reboot-required": {"exit 0 when the next reboot would boot another kernel than the running one (kured's sentinel)", runRebootRequired},
+		"metrics":         {"the boot state as Prometheus metrics (--textfile-dir DIR for the node exporter)", runMetrics},
+		"watch":           {"the deadline watcher the chain boot starts on the owner's kernel", runWatch},
+		"help":            {"list the commands", runHelp},
 	}
 }
 
@@ -140,7 +143,7 @@ func runHelp(env *Env, _ []string) error {
 	sort.Strings(names)
 	fmt.Fprintf(env.Stdout, "kxboot boots the kernel you choose through kexec.\n\nUsage: kxboot <command> [flags]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(env.Stdout, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(env.Stdout, "  %-15s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\nConfiguration: /etc/default/kxboot (KERNEL, INITRD, APPEND, CMDLINE); flags override it.\n")
 	return nil

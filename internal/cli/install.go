@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +40,7 @@ droplet-kernel or kexec recipe file found), records every change in
 	fs.StringVar(&o.Kernel, "kernel", "", "kernel to hop into (default: the newest installed, at each boot)")
 	fs.Var(listFlag{&o.Initrds}, "initrd", "its initrd; repeat for several, joined in order")
 	fs.StringVar(&o.Append, "append", "", "parameters added to the running command line")
+	asJSON := fs.Bool("json", false, "print one JSON object: job, mode, changed, messages")
 	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ droplet-kernel or kexec recipe file found), records every change in
 	if o.Binary, err = binary(env, o.Binary); err != nil {
 		return err
 	}
-	return installer(env).Chain(o)
+	return reportInstall(env, journal.JobChain, *asJSON, func(m install.Machine) error { return m.Chain(o) })
 }
 
 // binary is the in-machine path of the kxboot binary the boot or the
@@ -84,6 +86,7 @@ If the kernel is gone or the load fails, the reboot goes through the firmware
 and the reason is in the kernel log and in kxboot history. Recorded in
 /var/lib/kxboot/install-reboot.json; kxboot uninstall reboot undoes it exactly.`)
 	bin := fs.String("binary", "", "the kxboot binary the shutdown runs (default: this one)")
+	asJSON := fs.Bool("json", false, "print one JSON object: job, mode, changed, messages")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -91,7 +94,34 @@ and the reason is in the kernel log and in kxboot history. Recorded in
 	if err != nil {
 		return err
 	}
-	return installer(env).Reboot(install.RebootOptions{Binary: b})
+	return reportInstall(env, journal.JobReboot, *asJSON, func(m install.Machine) error { return m.Reboot(install.RebootOptions{Binary: b}) })
+}
+
+// reportInstall runs an install; with asJSON it prints one object saying
+// whether anything changed (for configuration management: Ansible's
+// changed_when), instead of the sentences.
+func reportInstall(env *Env, job string, asJSON bool, do func(install.Machine) error) error {
+	m := installer(env)
+	if !asJSON {
+		return do(m)
+	}
+	before, _ := journal.Read(env.FS, job)
+	var said []string
+	m.Report = func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }
+	if err := do(m); err != nil {
+		return err
+	}
+	after, err := journal.Read(env.FS, job)
+	if err != nil || after == nil {
+		return fmt.Errorf("the install of %s left no readable record: %v", job, err)
+	}
+	out := struct {
+		Job      string   `json:"job"`
+		Mode     string   `json:"mode"`
+		Changed  bool     `json:"changed"`
+		Messages []string `json:"messages"`
+	}{job, after.Mode, before == nil || !before.Time.Equal(after.Time), said}
+	return json.NewEncoder(env.Stdout).Encode(out)
 }
 
 func runUninstall(env *Env, args []string) error {

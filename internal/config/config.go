@@ -60,10 +60,13 @@ type Config struct {
 	KnownGood bool
 	// Slots are the boot entries of an A/B scheme (SLOT_<NAME>_*), by
 	// name; none when the config names no slot.
-	Slots    []Slot
-	Values   map[string]string
-	Line     map[string]int
-	Warnings []string
+	Slots []Slot
+	// MetricsDir is where kxboot writes kxboot.prom (Prometheus textfile
+	// metrics) at each boot's confirmation; "" writes none.
+	MetricsDir string
+	Values     map[string]string
+	Line       map[string]int
+	Warnings   []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -83,6 +86,7 @@ var quietDefaults = map[string]string{
 	"PANIC":           strconv.Itoa(DefaultPanic),
 	"WATCHDOG":        "yes",
 	"KNOWN_GOOD":      "yes",
+	"METRICS_DIR":     "",
 }
 
 // settings are the keys of /etc/default/kxboot, in the order Format writes
@@ -116,6 +120,15 @@ var settings = []setting{
 		return err
 	}, func(c *Config) string { return yesNo(c.KnownGood) }},
 	{"MODE", nil, nil},
+	{"METRICS_DIR", setMetricsDir, func(c *Config) string { return c.MetricsDir }},
+}
+
+func setMetricsDir(c *Config, v string) error {
+	if v != "" && !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("METRICS_DIR=%q is not an absolute path; write for example METRICS_DIR=/var/lib/prometheus/node-exporter", v)
+	}
+	c.MetricsDir = v
+	return nil
 }
 
 // format is how one kind of file is read.

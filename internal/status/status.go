@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/kxboot/kxboot/internal/bootstate"
 	"github.com/kxboot/kxboot/internal/config"
@@ -60,6 +61,29 @@ type Report struct {
 	MaxTries int           `json:"max_tries,omitempty"`    // absent when the config cannot be read
 	StateOn  string        `json:"state_device,omitempty"` // the device of the try record, when not this root's
 	History  []tries.Entry `json:"history,omitempty"`
+
+	// What kxboot meant this boot to be, and whether it proved itself:
+	// the kernel the last hop or fast reboot loaded (absent when the try
+	// record names none), and whether this boot is that hop, confirmed by
+	// kxboot mark-good.
+	Expected    *Kernel    `json:"expected,omitempty"`
+	Confirmed   bool       `json:"confirmed"`
+	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+	// What the next reboot would run, and whether that differs from this
+	// boot (kxboot reboot-required).
+	NextKernel     *Kernel `json:"next_kernel,omitempty"`
+	RebootRequired bool    `json:"reboot_required"`
+	RebootWhy      string  `json:"reboot_required_reason"`
+	// RebootUnknown: whether a reboot is required cannot be told.
+	RebootUnknown bool `json:"-"`
+}
+
+// Kernel names a kernel kxboot boots: its file, its release when known,
+// and the entry it is booted as.
+type Kernel struct {
+	Kernel  string `json:"kernel"`
+	Release string `json:"release,omitempty"`
+	Entry   string `json:"entry,omitempty"`
 }
 
 // historyLines is how much of the history the status shows.
@@ -110,7 +134,59 @@ func From(s bootstate.State) Report {
 	if h := s.History; len(h) > 0 {
 		r.History = h[max(0, len(h)-historyLines):]
 	}
+	r.Expected, r.Confirmed, r.ConfirmedAt = expected(s)
+	r.NextKernel, r.RebootRequired, r.RebootWhy = nextKernel(s)
+	r.RebootUnknown = strings.HasPrefix(r.RebootWhy, cannotTell)
 	return r
+}
+
+// cannotTell begins the reasons of nextKernel that leave it unknown.
+const cannotTell = "cannot tell "
+
+// expected is the kernel the try record's last hop loaded, and whether
+// this boot is that hop, confirmed. A hop written by this boot (a fast
+// reboot loading at shutdown) is the next boot's, not this one's.
+func expected(s bootstate.State) (*Kernel, bool, *time.Time) {
+	rec := s.In.Record
+	if s.In.RecordErr != nil || rec.Kernel == "" {
+		return nil, false, nil
+	}
+	k := &Kernel{Kernel: rec.Kernel, Entry: rec.Entry}
+	if rec.Boot != nil {
+		k.Release = rec.Boot.Release
+	}
+	thisHop := (s.Via == bootstate.Chain || s.Via == bootstate.FastReboot) && rec.HopBoot != s.BootID
+	if !thisHop || rec.Pending || rec.Confirmed.IsZero() || rec.Confirmed.Before(rec.HopTime) {
+		return k, false, nil
+	}
+	at := rec.Confirmed
+	return k, true, &at
+}
+
+// nextKernel is what the next reboot would run (the fast reboot's load, or
+// the chain boot's hop after the firmware), and whether that differs from
+// the running kernel: another release, or, on a boot kxboot made, another
+// kernel file, initrd or command line.
+func nextKernel(s bootstate.State) (*Kernel, bool, string) {
+	c := s.NextReboot.Choice
+	if s.In.ConfigErr != nil || s.In.PlanErr != nil || s.In.RecordErr != nil {
+		return nil, false, cannotTell + "what the next reboot boots: " + s.NextReboot.String()
+	}
+	if !c.Load {
+		return nil, false, "the next reboot boots no kernel of kxboot's (" + c.Reason + "), so rebooting changes nothing kxboot knows of"
+	}
+	b := c.Hop.Boot
+	k := &Kernel{Kernel: b.Kernel, Release: b.Release, Entry: c.Hop.Entry}
+	rec := s.In.Record
+	switch {
+	case b.Release == "":
+		return k, false, cannotTell + "the release of " + b.Kernel + ", the kernel the next reboot boots"
+	case b.Release != s.Release:
+		return k, true, fmt.Sprintf("the next reboot boots %s (%s); %s runs", b.Release, b.Kernel, s.Release)
+	case (s.Via == bootstate.Chain || s.Via == bootstate.FastReboot) && rec.HopBoot != s.BootID && rec.ID != "" && b.ID != "" && rec.ID != b.ID:
+		return k, true, fmt.Sprintf("the next reboot boots %s with another kernel file, initrd or command line than this boot's", b.Kernel)
+	}
+	return k, false, fmt.Sprintf("the next reboot boots %s (%s), which runs now", b.Release, b.Kernel)
 }
 
 // Write prints the report for people.
