@@ -66,6 +66,13 @@ type diskGuest struct {
 // console is logged if the test fails.
 func startDisk(t *testing.T, img *harness.DiskImage, opts func(*harness.Options), files ...harness.GuestFile) *diskGuest {
 	t.Helper()
+	return startDiskIn(t, nil, img, opts, files...)
+}
+
+// startDiskIn is startDisk in the guest slot sl, which a case with two
+// guests at once shares; nil claims one.
+func startDiskIn(t *testing.T, sl *slot, img *harness.DiskImage, opts func(*harness.Options), files ...harness.GuestFile) *diskGuest {
+	t.Helper()
 	dir := diskDir(t)
 	disk, err := harness.NewDisk(img, dir)
 	if err != nil {
@@ -80,7 +87,9 @@ func startDisk(t *testing.T, img *harness.DiskImage, opts func(*harness.Options)
 	if opts != nil {
 		opts(&o)
 	}
-	sl := claim(t)
+	if sl == nil {
+		sl = claim(t)
+	}
 	g, err := harness.Start(o)
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ const slotsEnv = "KXBOOT_E2E_SLOTS"
 // (docs/testing.md); a case not listed counts as defaultCost. Only the
 // order matters: keep the list roughly current when cases change.
 var caseCost = map[string]float64{
+	"TestFleetAnsible":                  300,
 	"TestChain/systemd":                 210,
 	"TestFastRebootLayouts/openrc-init": 160,
 	"TestFastRebootLayouts/busybox":     155,

@@ -72,6 +72,10 @@ type Options struct {
 	MaxKernels int
 	// ConsoleLog, if set, receives a copy of everything the console prints.
 	ConsoleLog string
+	// SSHPort, if not 0, gives the guest a virtio NIC on QEMU's user-mode
+	// network and forwards this port of the host's 127.0.0.1 (only) to
+	// the guest's port 22; without it the guest has no network.
+	SSHPort int
 	// OnLine, if set, is called with each console line as it arrives, from
 	// the goroutine that reads the console.
 	OnLine func(line string)
@@ -164,7 +168,7 @@ func Args(opts Options) []string {
 	args = append(args,
 		"-m", strconv.Itoa(mem),
 		"-smp", "1",
-		"-nodefaults", "-no-user-config", "-nic", "none",
+		"-nodefaults", "-no-user-config", "-nic", nic(opts.SSHPort),
 		"-display", "none", "-monitor", debugMonitor(),
 		"-serial", "stdio", // plain stdio: no mux, so Ctrl-A reaches the guest
 	)
@@ -204,6 +208,15 @@ func Args(opts Options) []string {
 		}
 	}
 	return args
+}
+
+// nic is the -nic option: none, or user-mode networking with port 22
+// forwarded from the host's loopback.
+func nic(sshPort int) string {
+	if sshPort == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22", sshPort)
 }
 
 // Start boots a guest.

@@ -207,11 +207,20 @@ func recipeFor(flavour string, arch Arch) (recipe, error) {
 	arch = arch.orAMD64()
 	switch flavour {
 	case Systemd:
-		return recipe{
+		r := recipe{
 			arch:    arch,
 			include: append([]string{"systemd", "systemd-sysv"}, commonPackages...),
 			enable:  "systemctl enable kxtest.service kxtest-early.service\nsystemctl mask " + systemdMasked(arch.Console),
-		}, nil
+		}
+		if arch.GOARCH == AMD64.GOARCH {
+			// Ansible drives the fleet case's guests over SSH, with
+			// Python (and python3-apt for its apt module). sshd is off
+			// unless a case turns it on (FleetFiles), so that no other
+			// guest pays for it.
+			r.extra = FleetPackages
+			r.enable += "\nsystemctl disable ssh.service"
+		}
+		return r, nil
 	case Sysvinit:
 		return recipe{
 			arch:    arch,

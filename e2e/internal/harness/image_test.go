@@ -165,7 +165,7 @@ func TestRecipes(t *testing.T) {
 // without changing them.
 func TestRecipeHashesAMD64(t *testing.T) {
 	want := map[string]string{
-		Systemd:  "8f8264bc883bb3451ddc1004defe8500a4baa400f2ed8ebf7238aea1c5635e94",
+		Systemd:  "c94f92e86283101cc98bf18a3ff70662237a85446f003269dae44a59f7472875",
 		Sysvinit: "78943a1102524708e4827c19ee645b5aad9fb8c1d6a00ce1536a556b46c858d6",
 		OpenRC:   "75c8994f9a52632cce4d5cb08c362fc64aef04f63be04c668b3706dd9fbcdce0",
 	}

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/kxboot/kxboot/e2e/internal/cpio"
+	"github.com/kxboot/kxboot/e2e/internal/harness"
+)
+
+// badRelease is the kernel package that never confirms: kernel B's image
+// with an initramfs whose /init cannot run, so the kernel panics ("No
+// working init found") and panic= resets the machine.
+const badRelease = "6.1.0-99-kxbad"
+
+// TestFleetAnsible: Ansible (the host's ansible-core) drives two systemd
+// guests over SSH through the role in contrib/ansible, one host at a time
+// (serial 1):
+//
+//  1. install kxboot and its fast reboot, and roll out kernel B (the
+//     newest installed): both hosts reboot through kexec into B and
+//     kxboot verify --require-confirmed passes;
+//  2. the same playbook again changes nothing and reboots nothing;
+//  3. a rollout of a kernel package that never confirms: the first host
+//     boots it, panics, the firmware brings the provider's kernel back,
+//     verify says "fell back" (exit 3), the host fails and the rollout
+//     stops: the second host is untouched.
+//
+// METRICS_DIR=/run makes the confirmation write /run/kxboot.prom, which
+// the test reads over SSH and parses with Prometheus' parser.
+func TestFleetAnsible(t *testing.T) {
+	for _, tool := range []string{"ansible-playbook", "ssh", "ssh-keygen", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run scripts/install-test-deps (make test does)", tool)
+		}
+	}
+	if runtime.GOARCH != "amd64" {
+		t.Fatalf("the fleet case runs amd64 guests on an amd64 host; this is %s", runtime.GOARCH)
+	}
+	a, b := kernels(t)
+	img := image(t, harness.Systemd)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := badKernelDeb(t, dir, b)
+
+	// Both guests idle at every boot, for Ansible; the runner still
+	// reports each boot. The bad kernel never reaches the runner.
+	files := harness.FleetFiles(pub)
+	for n := 1; n <= 4; n++ {
+		files = append(files, harness.BootScript(n, "kx_idle"))
+	}
+	type host struct {
+		name string
+		port int
+		dg   *diskGuest
+	}
+	// One slot for both: with serial 1 one guest works while the other
+	// waits for Ansible.
+	sl := claim(t)
+	var hosts []*host
+	for _, name := range []string{"host1", "host2"} {
+		h := &host{name: name, port: freePort(t)}
+		h.dg = startDiskIn(t, sl, img, func(o *harness.Options) {
+			o.SSHPort = h.port
+			o.MaxKernels = 5
+			o.Timeout = 20 * time.Minute
+		}, files...)
+		hosts = append(hosts, h)
+	}
+	for _, h := range hosts {
+		h.dg.at(1, a.Release)
+	}
+	inv := filepath.Join(dir, "inventory.ini")
+	var ini strings.Builder
+	ini.WriteString("[kxboot]\n")
+	for _, h := range hosts {
+		fmt.Fprintf(&ini, "%s ansible_host=127.0.0.1 ansible_port=%d\n", h.name, h.port)
+	}
+	fmt.Fprintf(&ini, "\n[kxboot:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20'\n", key)
+	if err := os.WriteFile(inv, []byte(ini.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ssh := func(h *host, cmd string) (string, error) {
+		out, err := exec.Command("ssh", "-i", key, "-p", fmt.Sprint(h.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd).CombinedOutput()
+		return string(out), err
+	}
+	for _, h := range hosts {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			out, err := ssh(h, "true")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				h.dg.fatalf("%s: no SSH on 127.0.0.1:%d after 3 minutes: %v %s", h.name, h.port, err, out)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	playbook := func(what string, vars string) (string, error) {
+		t.Helper()
+		varsFile := filepath.Join(dir, what+".json")
+		if err := os.WriteFile(varsFile, []byte(vars), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ansible-playbook", "-i", inv, "-e", "@"+varsFile, filepath.Join(root, "contrib/ansible/rollout.yml"))
+		cmd.Env = append(os.Environ(), "ANSIBLE_ROLES_PATH="+filepath.Join(root, "contrib/ansible/roles"), "ANSIBLE_NOCOLOR=1",
+			"ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_RETRY_FILES_ENABLED=False", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "ansible-tmp"),
+			"ANSIBLE_SSH_CONTROL_PATH_DIR="+filepath.Join(dir, "cp"),
+			// Pipelining sends each module through the open SSH
+			// connection instead of copying it to a temp file first:
+			// fewer round trips to a guest under TCG.
+			"ANSIBLE_PIPELINING=True")
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		t.Logf("playbook %s: %v in %v", what, err, time.Since(start).Round(time.Second))
+		if t.Failed() || err != nil {
+			t.Logf("ansible-playbook %s:\n%s", what, indent(string(out)))
+		}
+		return string(out), err
+	}
+	common := fmt.Sprintf(`"kxboot_binary_src": %q, "kxboot_jobs": ["reboot"], "kxboot_config": {"METRICS_DIR": "/run"}, "kxboot_rollout": true, "kxboot_verify_wait": 300`, kxboot(t))
+
+	// 1: install, and roll out kernel B.
+	// The guests have no mirror: the package is in the image already,
+	// and the role only makes sure of it (state present, no apt update).
+	good := fmt.Sprintf(`{%s, "kxboot_kernel_package": "linux-image-%s", "kxboot_kernel_package_state": "present", "kxboot_kernel_package_update_cache": false, "kxboot_expect_release": %q}`, common, b.Release, b.Release)
+	out, err := playbook("rollout-b", good)
+	if err != nil {
+		t.Fatalf("the rollout of %s failed: %v", b.Release, err)
+	}
+	for _, h := range hosts {
+		s := h.dg.at(2, b.Release)
+		if got, _ := s.Get("loader"); got != "d0" {
+			h.dg.errorf("%s: boot 2 came by loader %q; want d0, kexec", h.name, got)
+		}
+		h.dg.resetsWere(2, 0)
+		if !recap(out, h.name, "failed=0") {
+			t.Errorf("%s: the recap does not say failed=0", h.name)
+		}
+		// Ansible's verify task printed kxboot verify's line.
+		if !strings.Contains(out, "kxboot verify: ok: "+b.Release+" runs (came by fast-reboot) and was confirmed healthy") {
+			t.Errorf("the playbook's output lacks verify's confirmation")
+		}
+		prom, err := ssh(h, "cat /run/kxboot.prom")
+		if err != nil {
+			h.dg.errorf("%s: /run/kxboot.prom: %v %s", h.name, err, prom)
+			continue
+		}
+		checkMetrics(t, h.name, prom, map[string]float64{"kxboot_confirmed": 1, "kxboot_fallback_active": 0, "kxboot_reboot_required": 0, "kxboot_tries_unconfirmed": 0},
+			`kxboot_boot_info{via="fast-reboot",release="`+b.Release+`",entry="configured"}`)
+	}
+
+	// 2: the same again: nothing changes, nothing reboots.
+	kernelsBefore := []int{len(hosts[0].dg.g.Kernels()), len(hosts[1].dg.g.Kernels())}
+	out, err = playbook("again", good)
+	if err != nil {
+		t.Fatalf("the second run failed: %v", err)
+	}
+	for i, h := range hosts {
+		if !recap(out, h.name, "changed=0") || !recap(out, h.name, "failed=0") {
+			t.Errorf("%s: the second run's recap does not say changed=0 failed=0", h.name)
+		}
+		if n := len(h.dg.g.Kernels()); n != kernelsBefore[i] {
+			t.Errorf("%s: the second run started %d kernels", h.name, n-kernelsBefore[i])
+		}
+	}
+
+	// 3: a kernel that never confirms: the rollout stops at host1.
+	badVars := fmt.Sprintf(`{%s, "kxboot_kernel_deb": %q, "kxboot_expect_release": %q}`, common, bad, badRelease)
+	out, err = playbook("rollout-bad", badVars)
+	if err == nil {
+		t.Fatalf("the rollout of a kernel that never confirms succeeded")
+	}
+	h1, h2 := hosts[0], hosts[1]
+	if _, err := h1.dg.g.WaitFor("No working init found", time.Minute); err != nil {
+		h1.dg.errorf("host1 did not boot the bad kernel into its panic: %v", err)
+	}
+	h1.dg.at(3, a.Release)
+	h1.dg.resetsWere(3, 1)
+	if !regexp.MustCompile(`fell back: ` + regexp.QuoteMeta(a.Release) + ` runs, not ` + badRelease + `: the hop into /boot/vmlinuz-` + badRelease + ` \(try 1\)`).MatchString(out) {
+		t.Errorf("the playbook's output lacks verify's fell-back line for host1")
+	}
+	if !strings.Contains(out, "exited 3: kxboot fell back") {
+		t.Errorf("the failure does not name verify's exit 3")
+	}
+	if !recap(out, "host1", "failed=1") {
+		t.Errorf("host1: the recap does not say failed=1")
+	}
+	if strings.Contains(out, "[host2]") {
+		t.Errorf("the rollout went on to host2 after host1 failed")
+	}
+	if n := len(h2.dg.g.Kernels()); n != kernelsBefore[1] {
+		t.Errorf("host2 started %d kernels in the bad rollout", n-kernelsBefore[1])
+	}
+	if got, err := ssh(h2, "ls /boot/vmlinuz-"+badRelease+" 2>&1; uname -r"); err != nil || !strings.Contains(got, "No such file") || !strings.Contains(got, b.Release) {
+		t.Errorf("host2 is not untouched: %q %v", got, err)
+	}
+	prom, err := ssh(h1, "cat /run/kxboot.prom")
+	if err != nil {
+		t.Errorf("host1: /run/kxboot.prom: %v %s", err, prom)
+	} else {
+		checkMetrics(t, "host1", prom, map[string]float64{"kxboot_confirmed": 0, "kxboot_fallback_active": 1},
+			`kxboot_boot_info{via="firmware",release="`+a.Release+`",entry="provider"}`)
+	}
+}
+
+// recap says whether Ansible's PLAY RECAP line for host holds field.
+func recap(out, host, field string) bool {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 2 && f[0] == host && f[1] == ":" {
+			return strings.Contains(lines[i], " "+field+" ")
+		}
+	}
+	return false
+}
+
+// checkMetrics parses a kxboot.prom with Prometheus' parser and checks
+// gauges and one sample line.
+func checkMetrics(t *testing.T, who, prom string, want map[string]float64, line string) {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(prom))
+	if err != nil {
+		t.Errorf("%s: kxboot.prom does not parse: %v\n%s", who, err, prom)
+		return
+	}
+	for name, v := range want {
+		f := fams[name]
+		if f == nil || len(f.Metric) != 1 || f.Metric[0].GetGauge().GetValue() != v {
+			t.Errorf("%s: %s is %v; want %v\n%s", who, name, f, v, prom)
+		}
+	}
+	if !strings.Contains(prom, line+" 1\n") {
+		t.Errorf("%s: kxboot.prom lacks %s 1:\n%s", who, line, prom)
+	}
+}
+
+// badKernelDeb builds a kernel package that never confirms: kernel B's
+// image as /boot/vmlinuz-<badRelease>, with an initramfs whose /init is
+// not a program, so the kernel finds no working init and panics.
+func badKernelDeb(t *testing.T, dir string, b harness.Kernel) string {
+	t.Helper()
+	tree := filepath.Join(dir, "kxtest-bad-kernel")
+	for _, d := range []string{"DEBIAN", "boot"} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control := "Package: kxtest-bad-kernel\nVersion: 1\nArchitecture: amd64\nMaintainer: kxboot e2e <e2e@kxboot.invalid>\nDescription: a kernel that never confirms (kxboot's fleet case)\n"
+	var initrd bytes.Buffer
+	w := cpio.NewWriter(&initrd)
+	w.File("init", 0o755, []byte("this is not a program\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(b.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, data := range map[string][]byte{"DEBIAN/control": []byte(control), "boot/vmlinuz-" + badRelease: img, "boot/initrd.img-" + badRelease: initrd.Bytes()} {
+		if err := os.WriteFile(filepath.Join(tree, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deb := filepath.Join(dir, "kxtest-bad-kernel_1_amd64.deb")
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
+}
+
+// freePort is a TCP port of 127.0.0.1 free now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
