@@ -78,4 +78,3 @@ func number(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 func label(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
 }
-
