@@ -154,7 +154,7 @@ echo KNOWN_GOOD=no >>/etc/default/kxboot`, "boot on: kernel /boot/vmlinuz-gone d
 		// The deadline leaves kernel B's boot nearly three times what it
 		// needs to report (22 s after the hop under TCG on a quiet
 		// machine); the default, for real machines, is 300 s.
-		breakConfig = fmt.Sprintf(`printf 'KERNEL=%s\nINITRD=%s\nABORT_SECONDS=0\nMAX_TRIES=1\nHEALTH_DEADLINE=60\nHEALTH_CMD="false"\n' >/etc/default/kxboot`, kB, iB)
+		breakConfig = fmt.Sprintf(`printf 'KERNEL=%s\nINITRD=%s\nABORT_SECONDS=0\nMAX_TRIES=1\nHEALTH_DEADLINE=45\nHEALTH_CMD="false"\n' >/etc/default/kxboot`, kB, iB)
 	}
 
 	// The boots in order, numbered as the runner counts them.
@@ -279,7 +279,7 @@ kx_off`))
 		s = check(fallback, a.Release)
 		f := fmt.Sprint(fallback)
 		st := dg.ok(f, "status")
-		if first := st.Out[0]; !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, "no confirmation within HEALTH_DEADLINE (60 s after the hop); the last health check said: HEALTH_CMD \"false\" failed: exit status 1") {
+		if first := st.Out[0]; !strings.HasPrefix(first, "FALLBACK:") || !strings.Contains(first, "no confirmation within HEALTH_DEADLINE (45 s after the hop); the last health check said: HEALTH_CMD \"false\" failed: exit status 1") {
 			dg.errorf("boot %d: status begins %q", fallback, first)
 		}
 		if h := dg.ok(f, "history").Stdout(); !strings.Contains(h, "failed try 1/1") || !strings.Contains(h, "fallback") {

@@ -157,6 +157,7 @@ func TestRecipes(t *testing.T) {
 		t.Errorf("recipeFor(upstart): no error")
 	}
 	checkShell(t, "lib.sh", guestLib)
+	checkShell(t, "boot scripts' kx_reset", cleanResetSh)
 }
 
 // TestRecipeHashesAMD64 pins the recipe hashes of the amd64 images, whose
