@@ -41,6 +41,13 @@ const badRelease = "6.1.0-99-kxbad"
 //
 // METRICS_DIR=/run makes the confirmation write /run/kxboot.prom, which
 // the test reads over SSH and parses with Prometheus' parser.
+//
+// It is also the systemd guest of the fast reboot (TestFastReboot has
+// sysvinit and OpenRC): the kexec reboots leave the file systems clean;
+// after the bad kernel, the history records its failed try and the next
+// reboot goes to the last known-good kernel (B), not the newest; then
+// host2 boots A once (kxboot reboot --once), and the reboot after that
+// goes back to B; kxboot uninstall removes the fast reboot.
 func TestFleetAnsible(t *testing.T) {
 	for _, tool := range []string{"ansible-playbook", "ssh", "ssh-keygen", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -67,7 +74,7 @@ func TestFleetAnsible(t *testing.T) {
 	// reports each boot. The bad kernel never reaches the runner.
 	files := harness.FleetFiles(pub)
 	for n := 1; n <= 4; n++ {
-		files = append(files, harness.BootScript(n, "kx_idle"))
+		files = append(files, harness.BootScript(n, clean+"kx_idle"))
 	}
 	type host struct {
 		name string
@@ -105,18 +112,35 @@ func TestFleetAnsible(t *testing.T) {
 			"-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd).CombinedOutput()
 		return string(out), err
 	}
-	for _, h := range hosts {
+	sshUp := func(h *host) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			out, err := ssh(h, "true")
 			if err == nil {
-				break
+				return
 			}
 			if time.Now().After(deadline) {
 				h.dg.fatalf("%s: no SSH on 127.0.0.1:%d after 3 minutes: %v %s", h.name, h.port, err, out)
 			}
 			time.Sleep(2 * time.Second)
 		}
+	}
+	// has runs cmd on h and checks its output holds each of want.
+	has := func(h *host, cmd string, want ...string) string {
+		t.Helper()
+		out, err := ssh(h, cmd)
+		if err != nil {
+			h.dg.errorf("%s: %s: %v\n%s", h.name, cmd, err, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				h.dg.errorf("%s: %s said:\n%s\nwant %q in it", h.name, cmd, out, w)
+			}
+		}
+		return out
+	}
+	for _, h := range hosts {
+		sshUp(h)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -150,10 +174,11 @@ func TestFleetAnsible(t *testing.T) {
 	// its panic, not 10.
 	common := fmt.Sprintf(`"kxboot_binary_src": %q, "kxboot_jobs": ["reboot"], "kxboot_config": {"METRICS_DIR": "/run", "PANIC": 1}, "kxboot_rollout": true, "kxboot_verify_wait": 300`, kxboot(t))
 
-	// 1: install, and roll out kernel B.
-	// The guests have no mirror: the package is in the image already,
-	// and the role only makes sure of it (state present, no apt update).
-	good := fmt.Sprintf(`{%s, "kxboot_kernel_package": "linux-image-%s", "kxboot_kernel_package_state": "present", "kxboot_kernel_package_update_cache": false, "kxboot_expect_release": %q}`, common, b.Release, b.Release)
+	// 1: install, and roll out kernel B, which the image has installed
+	// already (as if unattended-upgrades had): the role reboots because
+	// kxboot reboot-required says so. Installing a package is the bad
+	// rollout's (a .deb from the controller); the guests have no mirror.
+	good := fmt.Sprintf(`{%s, "kxboot_expect_release": %q}`, common, b.Release)
 	out, err := playbook("rollout-b", good)
 	if err != nil {
 		t.Fatalf("the rollout of %s failed: %v", b.Release, err)
@@ -164,6 +189,7 @@ func TestFleetAnsible(t *testing.T) {
 			h.dg.errorf("%s: boot 2 came by loader %q; want d0, kexec", h.name, got)
 		}
 		h.dg.resetsWere(2, 0)
+		h.dg.wasClean(2)
 		if !recap(out, h.name, "failed=0") {
 			t.Errorf("%s: the recap does not say failed=0", h.name)
 		}
@@ -232,6 +258,56 @@ func TestFleetAnsible(t *testing.T) {
 	} else {
 		checkMetrics(t, "host1", prom, map[string]float64{"kxboot_confirmed": 0, "kxboot_fallback_active": 1},
 			`kxboot_boot_info{via="firmware",release="`+a.Release+`",entry="provider"}`)
+	}
+
+	// The fast reboot's safety net on host1: mark-good (at the end of
+	// this firmware boot) recorded the bad kernel's try as failed, and
+	// the next reboot goes to the last known-good kernel, B, not to the
+	// newest installed.
+	kB, kBad := "/boot/vmlinuz-"+b.Release, "/boot/vmlinuz-"+badRelease
+	var events []string
+	hist := has(h1, "kxboot history --json")
+	lines := strings.Split(strings.TrimSpace(hist), "\n")
+	for _, l := range lines {
+		events = append(events, jsonField(l, "event")+":"+jsonField(l, "entry")+":"+jsonField(l, "kernel"))
+	}
+	wantEvents := "hop:configured:" + kB + " confirmed::" + kB + " hop:configured:" + kBad + " failed::" + kBad
+	if got := strings.Join(events, " "); !strings.HasSuffix(got, wantEvents) {
+		h1.dg.errorf("host1: history %q; want it to end with %q", got, wantEvents)
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, "the kernel never confirmed") || !strings.Contains(last, "the firmware brought back "+a.Release) {
+		h1.dg.errorf("host1: the failure's reason: %s", last)
+	}
+	has(h1, "kxboot status", "entry:      the provider's kernel: ")
+	has(h1, "kxboot reboot --dry-run", "the next reboot goes through kexec, 1 unconfirmed hop into "+kBad+" (last: the kernel never confirmed",
+		"; booting the last known-good kernel "+kB+" ("+b.Release+")")
+
+	// A one-shot kernel on host2 (kxboot reboot --once): A through kexec
+	// once, and the reboot after it goes back to B.
+	kA := "/boot/vmlinuz-" + a.Release
+	has(h2, "kxboot reboot --once --kernel "+kA+" --dry-run", "would boot "+kA+" once through kexec; the reboot after goes back to the usual kernel")
+	has(h2, "systemd-run --quiet --no-block sh -c 'sleep 1; kxboot reboot --once --kernel "+kA+"'")
+	s3 := h2.dg.at(3, a.Release)
+	if got, _ := s3.Get("loader"); got != "d0" {
+		h2.dg.errorf("host2: boot 3 came by loader %q; want d0, kexec", got)
+	}
+	h2.dg.resetsWere(3, 0)
+	h2.dg.wasClean(3)
+	sshUp(h2)
+	has(h2, "kxboot mark-good; kxboot status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once", "came by:    fast-reboot")
+	has(h2, "kxboot reboot --dry-run", "the next reboot goes through kexec, booting "+kB)
+
+	// Uninstalled, the fast reboot is gone.
+	for _, h := range hosts {
+		has(h, "kxboot uninstall >/dev/null && kxboot reboot --dry-run 2>&1; true", "the fast reboot is not installed")
+	}
+	for _, h := range []struct {
+		h    *host
+		want []string
+	}{{h1, []string{a.Release, b.Release, b.Release, a.Release}}, {h2, []string{a.Release, b.Release, a.Release}}} {
+		if ks := h.h.dg.g.Kernels(); strings.Join(ks, " ") != strings.Join(h.want, " ") {
+			h.h.dg.errorf("%s: kernels started %v; want %v (the bad package boots B's image)", h.h.name, ks, h.want)
+		}
 	}
 }
 

@@ -31,17 +31,11 @@ const clean = `step recovery sh -c 'dmesg | grep -c "recovery complete" || true'
 //	       the history has the firmware reboot; uninstall; poweroff
 //	       powers off (no kexec)
 //
-// systemd (fastRebootTries): a one-shot kernel and the safety net.
-//
-//	1 (A)  kxboot install reboot; kxboot reboot --once --kernel A
-//	2 (A)  through kexec into A, the one-shot entry, confirmed; APPEND=
-//	       "init=/bin/false panic=1"; reboot --dry-run says the newest, B,
-//	       again
-//	3      B through kexec: its init exits, the kernel panics, panic=
-//	       resets the machine
-//	3 (A)  through the firmware: mark-good records B's try as failed;
-//	       reboot --dry-run now says the last known-good kernel (A), not
-//	       B; uninstall; poweroff powers off (no kexec)
+// systemd: TestFleetAnsible (fleet_test.go), whose guests Ansible
+// reboots through the fast reboot, also shows a one-shot kernel (kxboot
+// reboot --once) and the safety net: a kernel that panics after a fast
+// reboot is recorded as failed, and the next reboot goes to the last
+// known-good kernel.
 //
 // A kernel the fast reboot's decision declines (a missing KERNEL=, a
 // damaged record) is fastreboot.Decide's, the same code under every init
@@ -56,13 +50,9 @@ const clean = `step recovery sh -c 'dmesg | grep -c "recovery complete" || true'
 // emulator, not kxboot; with norandmaps the jump takes about 3 s.
 func TestFastReboot(t *testing.T) {
 	t.Parallel()
-	for _, flavour := range []string{harness.Systemd, harness.Sysvinit, harness.OpenRC} {
+	for _, flavour := range []string{harness.Sysvinit, harness.OpenRC} {
 		t.Run(flavour, func(t *testing.T) {
 			t.Parallel()
-			if flavour == harness.Systemd {
-				fastRebootTries(t)
-				return
-			}
 			fastRebootRun(t, flavour, flavour != harness.OpenRC)
 		})
 	}
@@ -187,97 +177,5 @@ kx_idle`),
 	want := []string{a.Release, b.Release, a.Release}
 	if ks := dg.g.Kernels(); strings.Join(ks, " ") != strings.Join(want, " ") {
 		dg.errorf("kernels started: %v; want %v", ks, want)
-	}
-}
-
-// fastRebootTries follows the systemd boots of TestFastReboot: a one-shot
-// kernel, then a fast reboot into a kernel that panics, which the next
-// boot records as failed and the next reboot does not boot again.
-func fastRebootTries(t *testing.T) {
-	a, b := kernels(t)
-	img := image(t, harness.Systemd)
-	kA, kB := "/boot/vmlinuz-"+a.Release, "/boot/vmlinuz-"+b.Release
-	// The reboots run after the runner has reported the end of its boot,
-	// in a unit of their own (the shutdown would cut the report short).
-	later := func(cmd string) string {
-		return "systemd-run --quiet --no-block sh -c 'sleep 3; " + cmd + " >/dev/console 2>&1'\nkx_idle"
-	}
-	files := []harness.GuestFile{
-		{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
-		harness.BootScript(1, clean+`step install kxboot install reboot
-step dry kxboot reboot --dry-run
-step oncedry kxboot reboot --once --kernel `+kA+` --dry-run
-`+later("kxboot reboot --once --kernel "+kA)),
-		harness.BootScript(2, clean+`step status kxboot status
-step good kxboot mark-good
-printf 'APPEND="init=/bin/false panic=1"\n' >/etc/default/kxboot
-step dry kxboot reboot --dry-run
-kx_reboot`),
-		harness.BootScript(3, clean+`step good kxboot mark-good
-step status kxboot status
-step history kxboot history --json
-step dry kxboot reboot --dry-run
-step uninstall kxboot uninstall
-kx_poweroff`),
-	}
-	dg := startDisk(t, img, func(o *harness.Options) { o.MaxKernels = 5; o.Timeout = 15 * time.Minute }, files...)
-	loader := func(s *harness.Report, n int, want string) {
-		t.Helper()
-		if got, _ := s.Get("loader"); got != want {
-			dg.errorf("boot %d: type_of_loader %q; want %q (d0: a kexec loader, b0: qemu -kernel, the firmware path)", n, got, want)
-		}
-	}
-	has := func(n, step, want string) {
-		t.Helper()
-		if got := dg.ok(n, step).Stdout(); !strings.Contains(got, want) {
-			dg.errorf("boot %s: %s said:\n%s\nwant %q in it", n, step, got, want)
-		}
-	}
-
-	dg.at(1, a.Release)
-	dg.ok("1", "install")
-	has("1", "dry", "the next reboot goes through kexec, booting "+kB)
-	has("1", "oncedry", "would boot "+kA+" once through kexec; the reboot after goes back to the usual kernel")
-	s := dg.at(2, a.Release)
-	dg.resetsWere(2, 0)
-	loader(s, 2, "d0")
-	dg.wasClean(2)
-	has("2", "status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once")
-	has("2", "status", "came by:    fast-reboot")
-	has("2", "dry", "the next reboot goes through kexec, booting "+kB)
-	// Kernel B's init exits: the kernel panics and panic= resets the
-	// machine (APPEND's panic=1 after the running line's panic=10, which
-	// the one-shot hop added: the last one counts).
-	if _, err := dg.g.WaitFor("Attempted to kill init!", 5*time.Minute); err != nil {
-		dg.fatalf("kernel B did not panic the way the case means: %v", err)
-	}
-	s = dg.at(3, a.Release)
-	dg.resetsWere(3, 1)
-	loader(s, 3, "b0")
-	dg.wasClean(3)
-	// mark-good, by the runner or the confirmation service, whichever came
-	// first, recorded B's try as failed.
-	h := dg.ok("3", "history").Out
-	var events []string
-	for _, l := range h {
-		events = append(events, jsonField(l, "event")+":"+jsonField(l, "entry")+":"+jsonField(l, "kernel"))
-	}
-	want := "hop:once:" + kA + " confirmed::" + kA + " hop:configured:" + kB + " failed::" + kB
-	if got := strings.Join(events, " "); got != want {
-		dg.errorf("boot 3: history %q; want %q", got, want)
-	}
-	if !strings.Contains(h[len(h)-1], "the kernel never confirmed") || !strings.Contains(h[len(h)-1], "the firmware brought back "+a.Release) {
-		dg.errorf("boot 3: the failure's reason: %s", h[len(h)-1])
-	}
-	has("3", "status", "entry:      the provider's kernel: ")
-	has("3", "dry", "the next reboot goes through kexec, 1 unconfirmed hop into "+kB+" (last: the kernel never confirmed")
-	has("3", "dry", "; booting the last known-good kernel "+kA+" ("+a.Release+")")
-	dg.ok("3", "uninstall")
-	if err := dg.g.Wait(); err != nil {
-		dg.fatalf("qemu did not end after the poweroff: %v", err)
-	}
-	dg.resetsWere(4, 1)
-	if ks := dg.g.Kernels(); strings.Join(ks, " ") != strings.Join([]string{a.Release, a.Release, b.Release, a.Release}, " ") {
-		dg.errorf("kernels started: %v; want A, A, B, A", ks)
 	}
 }

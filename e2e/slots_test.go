@@ -30,7 +30,6 @@ var caseCost = map[string]float64{
 	"TestFastRebootLayouts/openrc-init": 160,
 	"TestFastRebootLayouts/busybox":     155,
 	"TestChainArm64/wrapper":            130,
-	"TestFastReboot/systemd":            100,
 	"TestChain/openrc-busybox":          115,
 	"TestChainArm64/systemd":            110,
 	"TestChain/wrapper-sysvinit":        105,
