@@ -52,6 +52,13 @@ One line on stdout (--json: one JSON object with code, verdict and message).`)
 	if w.Kernel != "" {
 		w.Kernel = path.Clean(w.Kernel)
 		w.KernelRelease = kernels.ReleaseOf(env.FS, w.Kernel)
+		// KERNEL=/vmlinuz and --expect-kernel /boot/vmlinuz-6.1.0-57 (or
+		// the other way round) name one file.
+		w.SameFile = func(a, b string) bool {
+			ra, errA := env.FS.Resolve(a)
+			rb, errB := env.FS.Resolve(b)
+			return errA == nil && errB == nil && ra == rb
+		}
 	}
 	deadline := time.Now().Add(time.Duration(*wait) * time.Second)
 	v := status.Verify(report(env), w)

@@ -78,6 +78,9 @@ func TestVerifyExitCodes(t *testing.T) {
 			m.setRecord(tries.Confirm(m.hopped(), time.Now()))
 		}, []string{"--expect-kernel", "/boot/vmlinuz-" + newest, "--require-confirmed"}, 0, "ok: "},
 		{"the hop runs another file than asked", func(m *machine) { m.hopped() }, []string{"--expect-kernel", "/boot/vmlinuz-" + running}, 1, "wrong kernel"},
+		{"the hop runs the file a link names", func(m *machine) {
+			m.setRecord(tries.Confirm(m.hopped(), time.Now()))
+		}, []string{"--expect-kernel", "/vmlinuz", "--require-confirmed"}, 0, "ok: "},
 		{"the hop did not come back", func(m *machine) {
 			m.hopped()
 			m.write("/proc/cmdline", []byte(procCmdline+"\n"))
