@@ -146,6 +146,10 @@ func via(marker, boot string, h []tries.Entry) Via {
 	return Kexec
 }
 
+// ByHop says whether a boot that came this way is one kxboot chose and
+// loaded (a chain hop or a fast reboot), and so has a try of its own.
+func (v Via) ByHop() bool { return v == Chain || v == FastReboot }
+
 // Entries, as status names them: the tries' entries, and the kernel the
 // firmware (the provider, a boot loader) started.
 const Provider = "provider"
@@ -156,7 +160,7 @@ const Provider = "provider"
 // this boot (or the one it would give).
 func (s State) Entry() (entry, why string) {
 	r := s.In.Record
-	if (s.Via == Chain || s.Via == FastReboot) && r.Entry != "" {
+	if s.Via.ByHop() && r.Entry != "" {
 		return r.Entry, r.Why
 	}
 	if s.Via != Firmware {

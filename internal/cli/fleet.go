@@ -148,12 +148,11 @@ func writeMetrics(env *Env, dir string, r status.Report) error {
 	return nil
 }
 
-// refreshMetrics rewrites the metrics when the config names METRICS_DIR,
-// after a command that changed the boot state. A failure is logged, never
-// fatal: the metrics must not fail a boot's confirmation.
-func refreshMetrics(env *Env, logf func(string, ...any)) {
-	cfg, err := config.Load(env.FS)
-	if err != nil || cfg.MetricsDir == "" {
+// refreshMetrics rewrites the metrics when cfg names METRICS_DIR, after a
+// command that changed the boot state. A failure is logged, never fatal:
+// the metrics must not fail a boot's confirmation.
+func refreshMetrics(env *Env, cfg *config.Config, logf func(string, ...any)) {
+	if cfg == nil || cfg.MetricsDir == "" {
 		return
 	}
 	if err := writeMetrics(env, cfg.MetricsDir, report(env)); err != nil {

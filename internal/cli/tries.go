@@ -37,7 +37,7 @@ it does nothing.`)
 	}
 	return withHealth(env, func(h health.Env, l *klog.Logger) error {
 		what, err := health.Confirm(h)
-		refreshMetrics(env, l.Logf)
+		refreshMetrics(env, h.Config, l.Logf)
 		if err != nil {
 			return err
 		}

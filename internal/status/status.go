@@ -135,13 +135,16 @@ func From(s bootstate.State) Report {
 		r.History = h[max(0, len(h)-historyLines):]
 	}
 	r.Expected, r.Confirmed, r.ConfirmedAt = expected(s)
-	r.NextKernel, r.RebootRequired, r.RebootWhy = nextKernel(s)
-	r.RebootUnknown = strings.HasPrefix(r.RebootWhy, cannotTell)
+	r.NextKernel, r.RebootRequired, r.RebootUnknown, r.RebootWhy = nextKernel(s)
 	return r
 }
 
-// cannotTell begins the reasons of nextKernel that leave it unknown.
-const cannotTell = "cannot tell "
+// thisHop says whether the try record's last hop made this boot: a boot
+// kxboot chose, whose record was not written by this boot itself (a fast
+// reboot loading at shutdown writes the next boot's).
+func thisHop(s bootstate.State) bool {
+	return s.Via.ByHop() && s.In.Record.HopBoot != s.BootID
+}
 
 // expected is the kernel the try record's last hop loaded, and whether
 // this boot is that hop, confirmed. A hop written by this boot (a fast
@@ -155,8 +158,7 @@ func expected(s bootstate.State) (*Kernel, bool, *time.Time) {
 	if rec.Boot != nil {
 		k.Release = rec.Boot.Release
 	}
-	thisHop := (s.Via == bootstate.Chain || s.Via == bootstate.FastReboot) && rec.HopBoot != s.BootID
-	if !thisHop || rec.Pending || rec.Confirmed.IsZero() || rec.Confirmed.Before(rec.HopTime) {
+	if !thisHop(s) || rec.Pending || rec.Confirmed.IsZero() || rec.Confirmed.Before(rec.HopTime) {
 		return k, false, nil
 	}
 	at := rec.Confirmed
@@ -164,29 +166,30 @@ func expected(s bootstate.State) (*Kernel, bool, *time.Time) {
 }
 
 // nextKernel is what the next reboot would run (the fast reboot's load, or
-// the chain boot's hop after the firmware), and whether that differs from
-// the running kernel: another release, or, on a boot kxboot made, another
-// kernel file, initrd or command line.
-func nextKernel(s bootstate.State) (*Kernel, bool, string) {
+// the chain boot's hop after the firmware), whether that differs from the
+// running kernel (another release, or, on a boot kxboot made, another
+// kernel file, initrd or command line), whether that cannot be told, and
+// why, in one sentence.
+func nextKernel(s bootstate.State) (next *Kernel, required, unknown bool, why string) {
 	c := s.NextReboot.Choice
 	if s.In.ConfigErr != nil || s.In.PlanErr != nil || s.In.RecordErr != nil {
-		return nil, false, cannotTell + "what the next reboot boots: " + s.NextReboot.String()
+		return nil, false, true, "cannot tell what the next reboot boots: " + s.NextReboot.String()
 	}
 	if !c.Load {
-		return nil, false, "the next reboot boots no kernel of kxboot's (" + c.Reason + "), so rebooting changes nothing kxboot knows of"
+		return nil, false, false, "the next reboot boots no kernel of kxboot's (" + c.Reason + "), so rebooting changes nothing kxboot knows of"
 	}
 	b := c.Hop.Boot
 	k := &Kernel{Kernel: b.Kernel, Release: b.Release, Entry: c.Hop.Entry}
 	rec := s.In.Record
 	switch {
 	case b.Release == "":
-		return k, false, cannotTell + "the release of " + b.Kernel + ", the kernel the next reboot boots"
+		return k, false, true, "cannot tell the release of " + b.Kernel + ", the kernel the next reboot boots"
 	case b.Release != s.Release:
-		return k, true, fmt.Sprintf("the next reboot boots %s (%s); %s runs", b.Release, b.Kernel, s.Release)
-	case (s.Via == bootstate.Chain || s.Via == bootstate.FastReboot) && rec.HopBoot != s.BootID && rec.ID != "" && b.ID != "" && rec.ID != b.ID:
-		return k, true, fmt.Sprintf("the next reboot boots %s with another kernel file, initrd or command line than this boot's", b.Kernel)
+		return k, true, false, fmt.Sprintf("the next reboot boots %s (%s); %s runs", b.Release, b.Kernel, s.Release)
+	case thisHop(s) && rec.ID != "" && b.ID != "" && rec.ID != b.ID:
+		return k, true, false, fmt.Sprintf("the next reboot boots %s with another kernel file, initrd or command line than this boot's", b.Kernel)
 	}
-	return k, false, fmt.Sprintf("the next reboot boots %s (%s), which runs now", b.Release, b.Kernel)
+	return k, false, false, fmt.Sprintf("the next reboot boots %s (%s), which runs now", b.Release, b.Kernel)
 }
 
 // Write prints the report for people.

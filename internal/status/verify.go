@@ -55,7 +55,7 @@ func Verify(r Report, w Want) Verdict {
 	if r.Release == "" {
 		return verdict(VerifyUnknown, "cannot tell which kernel runs: the running release is unknown (is /proc mounted?)")
 	}
-	hop := r.Via == bootstate.Chain || r.Via == bootstate.FastReboot
+	hop := r.Via.ByHop()
 	wanted, match := w.Release, r.Release == w.Release
 	if w.Kernel != "" {
 		wanted = w.Kernel
@@ -86,10 +86,16 @@ func Verify(r Report, w Want) Verdict {
 		return verdict(VerifyUnconfirmed, "not confirmed: %s runs, but this boot came by %s, not through a hop of kxboot's, so nothing confirms it", r.Release, r.Via)
 	case r.Tries != nil && r.Tries.Pending:
 		return verdict(VerifyUnconfirmed, "not confirmed yet: %s runs, try %d of %s, waiting for kxboot mark-good%s", r.Release, r.Tries.Tries, r.Tries.Kernel, health(r.Tries))
-	case r.Tries != nil && r.Tries.Failure != nil && !r.Tries.Failure.Time.Before(r.Tries.HopTime):
+	case r.Tries != nil && hopFailed(r.Tries):
 		return verdict(VerifyUnconfirmed, "not confirmed: %s runs, but its try failed: %s", r.Release, r.Tries.Failure.Reason)
 	}
 	return verdict(VerifyUnconfirmed, "not confirmed: %s runs, but the try record holds no confirmation of this boot", r.Release)
+}
+
+// hopFailed says whether the record's last hop failed (its failure is
+// not an older try's).
+func hopFailed(t *tries.Record) bool {
+	return t.Failure != nil && !t.Failure.Time.Before(t.HopTime)
 }
 
 func health(t *tries.Record) string {
@@ -116,7 +122,7 @@ func fellBack(r Report) string {
 	switch {
 	case t.Pending:
 		return fmt.Sprintf("the hop into %s (try %d) did not come back; the firmware brought this kernel", t.Kernel, t.Tries)
-	case t.Failure != nil && !t.Failure.Time.Before(t.HopTime):
+	case hopFailed(t):
 		return fmt.Sprintf("the hop into %s (try %d) failed: %s", t.Failure.Kernel, t.Failure.Try, t.Failure.Reason)
 	}
 	return ""
