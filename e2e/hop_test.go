@@ -18,8 +18,15 @@ const hopAppend = `kxtest.token=42 kxtest.words="a b  c"`
 // passed both.
 func hopRoot(t *testing.T, syscall string) *harness.Initramfs {
 	t.Helper()
-	return hopRootOf(t, harness.AMD64, syscall, "", "")
+	return hopRootOf(t, harness.AMD64, syscall, sayMemmap, sayMemmap)
 }
+
+// sayMemmap reports the firmware memory map the kernel got, from
+// /sys/firmware/memmap, one "start-end:type" per entry, and the ACPI
+// tables it found (through the root pointer it was given or found).
+const sayMemmap = `say memmap "$(for d in /sys/firmware/memmap/*; do echo "$(cat $d/start)-$(cat $d/end):$(cat $d/type)"; done | sort | tr '\n' ' ')"
+say acpi "$(ls /sys/firmware/acpi/tables 2>/dev/null | tr '\n' ' ')"
+`
 
 // hopRootOf is hopRoot for arch's kernels; stage 1 runs pre before the
 // load, and stage 2 runs post2 after its own checks.
@@ -76,13 +83,20 @@ func hop(t *testing.T, syscall string) *guest {
 		gu.errorf("after the hop uname -r is %q; want kernel B %q", got, b.Release)
 	}
 	// Which loader wrote B's boot_params tells which syscall kxboot used:
-	// kexec_file_load's bzImage loader writes 0xd0; the kexec_load path
-	// builds them in user space from A's (0xb0, QEMU's).
+	// kexec_file_load's bzImage loader writes 0xd0, kxboot's own kexec_load
+	// 0xd1 (QEMU's -kernel, A's, is 0xb0).
 	gu.value("1", "loader")
 	loader := gu.value("2", "loader")
-	if want := syscall == "file"; (loader == "d0") != want {
-		gu.errorf("--syscall %s: kernel B's boot_params type_of_loader is %q; the kernel's kexec_file_load loader writes d0, so kxboot did not use the path it was told to",
-			syscall, loader)
+	if want := map[string]string{"file": "d0", "load": "d1"}[syscall]; loader != want {
+		gu.errorf("--syscall %s: kernel B's boot_params type_of_loader is %q; want %q, the mark of the loader it was told to use",
+			syscall, loader, want)
+	}
+	// kexec_load passes the firmware's memory map on as it is.
+	if m1, m2 := gu.value("1", "memmap"), gu.value("2", "memmap"); syscall == "load" && (m1 != m2 || !strings.Contains(m1, "System RAM")) {
+		gu.errorf("kernel B's firmware memory map differs from A's:\n A: %s\n B: %s", m1, m2)
+	}
+	if a1, a2 := gu.value("1", "acpi"), gu.value("2", "acpi"); a1 != a2 || !strings.Contains(a2, "DSDT") {
+		gu.errorf("kernel B found the ACPI tables %q; A had %q", a2, a1)
 	}
 	return gu
 }

@@ -68,7 +68,7 @@ func Run(in Input) []Check {
 	lock := kexec.Lockdown(in.FS)
 	sys := checkKernelConfig(in, release, lock)
 	add(sys.Check)
-	if in.Arch == "arm64" && sys.load == kexec.Yes && sys.file != kexec.Yes && in.Engine != nil {
+	if sys.load == kexec.Yes && sys.file != kexec.Yes && in.Engine != nil {
 		add(checkSegments(in))
 	}
 	add(checkLoadDisabled(in))
@@ -247,8 +247,9 @@ func checkKernelConfig(in Input, release, lock string) syscallCheck {
 	return c
 }
 
-// checkSegments reads and checks what kxboot's arm64 kexec_load is built
-// from (the RAM in /proc/iomem, the running device tree), read-only.
+// checkSegments reads and checks what kxboot's kexec_load is built from
+// (the RAM in /proc/iomem; the running device tree on arm64, the firmware's
+// memory map on amd64), read-only.
 func checkSegments(in Input) Check {
 	const name = "kexec_load sources"
 	msg, err := in.Engine.SegmentSources()

@@ -223,33 +223,28 @@ func (e *Engine) loadArm64(kernel, initrd *os.File, r Request) error {
 	if err != nil {
 		return fmt.Errorf("cannot load %s with kexec_load: %w", r.Kernel, err)
 	}
-	kmap, err := mapFile(kernel)
+	kmap, imap, unmap, err := mapBoth(kernel, initrd, r.Kernel)
 	if err != nil {
-		return fmt.Errorf("cannot load %s: mapping the kernel: %w", r.Kernel, err)
+		return err
 	}
-	defer unix.Munmap(kmap)
-	var imap []byte
-	if initrd != nil {
-		if imap, err = mapFile(initrd); err != nil {
-			return fmt.Errorf("cannot load %s: mapping the initrd: %w", r.Kernel, err)
-		}
-		if imap != nil { // nil for an empty file: passed as none
-			defer unix.Munmap(imap)
-		}
-	}
-	rnd := e.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
+	defer unmap()
 	p, err := buildArm64(arm64Load{
 		Name: r.Kernel, Kernel: kmap, Initrd: imap, Cmdline: r.Cmdline,
 		FDT: tree, FDTName: fdtPath, RAM: ram,
-		PageSize: uint64(os.Getpagesize()), Rand: rnd,
+		PageSize: uint64(os.Getpagesize()), Rand: e.random(),
 	})
 	if err != nil {
 		return err
 	}
 	return e.explain(e.Sys.KexecLoad(p.Entry, p.Segments), "kexec_load", r)
+}
+
+// random is where the next kernel's seeds come from.
+func (e *Engine) random() io.Reader {
+	if e.Rand != nil {
+		return e.Rand
+	}
+	return rand.Reader
 }
 
 // mapFile maps the whole file read-only; nil for an empty file.
@@ -264,11 +259,15 @@ func mapFile(f *os.File) ([]byte, error) {
 	return unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_PRIVATE)
 }
 
-// SegmentSources reads what an arm64 kexec_load would be built from, the
-// RAM in /proc/iomem and the device tree in /sys/firmware/fdt, and checks
-// both, without loading anything. It says what it found, or why a
+// SegmentSources reads what a kexec_load would be built from, and checks
+// it, without loading anything: on arm64 the RAM in /proc/iomem and the
+// device tree in /sys/firmware/fdt, on amd64 the RAM and the firmware's
+// memory map in /sys/firmware/memmap. It says what it found, or why a
 // kexec_load could not be built on this boot.
 func (e *Engine) SegmentSources() (string, error) {
+	if e.MachineArch() != "arm64" {
+		return e.amd64SourcesReport()
+	}
 	ram, blob, err := e.arm64Sources()
 	if err != nil {
 		return "", err

@@ -313,6 +313,7 @@ func TestLoadArm64Sources(t *testing.T) {
 			m := newMachine(t)
 			m.e.Arch = "arm64"
 			m.write("/boot/Image", arm64Image(0x5000, 0, 0x8000))
+			os.Remove(m.fs.Path("/proc/iomem")) // the amd64 one newMachine wrote
 			for p, b := range tt.files {
 				if b == nil {
 					b = testdata(t, map[string]string{"/proc/iomem": "iomem-arm64-uefi", "/sys/firmware/fdt": "fdt-arm64-uefi"}[p])

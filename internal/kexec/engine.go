@@ -25,7 +25,7 @@ type Method string
 const (
 	Auto     Method = "auto" // kexec_file_load, then kexec_load if the kernel lacks it
 	File     Method = "file" // kexec_file_load only
-	Segments Method = "load" // kexec_load only (u-root builds the segments)
+	Segments Method = "load" // kexec_load only (kxboot builds the segments)
 )
 
 // ParseMethod reads a --syscall value.
@@ -149,7 +149,7 @@ func (e *Engine) Load(r Request) (Result, error) {
 	if e.MachineArch() == "arm64" {
 		return res, e.loadArm64(kernel, initrd, r)
 	}
-	return res, e.explain(e.Sys.SegmentLoad(kernel, initrd, r.Cmdline), res.Syscall, r)
+	return res, e.loadAMD64(kernel, initrd, r)
 }
 
 // openKernel checks the image and returns a file holding a kernel the
@@ -237,10 +237,13 @@ func (e *Engine) openInitrds(paths []string) (*os.File, int64, error) {
 	return mem, size, nil
 }
 
-// concat writes the files one after the other, starting each on a 4-byte
-// boundary (zero padding): the kernel's cpio reader expects each archive header
-// 4-byte aligned and skips zero bytes between archives.
-func concat(fsys rootfs.FS, paths []string, w io.Writer) (int64, error) {
+// concat writes the files one after the other into w, starting each on a
+// 4-byte boundary (zero padding): the kernel's cpio reader expects each
+// archive header 4-byte aligned and skips zero bytes between archives. The
+// kernel copies the bytes (sendfile): kxboot's heap never holds an initrd.
+// copy_file_range, which io.Copy tries first, refuses a memfd, and its
+// fallback of 32 KiB reads and writes made a 30 MB join 1.8 times slower.
+func concat(fsys rootfs.FS, paths []string, w *os.File) (int64, error) {
 	var total int64
 	for i, p := range paths {
 		if pad := (4 - total%4) % 4; i > 0 && pad != 0 {
@@ -249,18 +252,45 @@ func concat(fsys rootfs.FS, paths []string, w io.Writer) (int64, error) {
 			}
 			total += pad
 		}
-		f, err := os.Open(fsys.Path(p))
-		if err != nil {
-			return 0, fmt.Errorf("cannot load: initrd %s: %w", p, err)
-		}
-		n, err := io.Copy(w, f)
-		f.Close()
+		n, err := sendAll(w, fsys.Path(p))
 		if err != nil {
 			return 0, fmt.Errorf("cannot load: reading initrd %s: %w", p, err)
 		}
 		total += n
 	}
 	return total, nil
+}
+
+// sendAll appends the whole file at path to w with sendfile(2), in the
+// kernel; it falls back to a plain copy where sendfile is refused.
+func sendAll(w *os.File, path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	var done int64
+	for done < st.Size() {
+		n, err := unix.Sendfile(int(w.Fd()), int(f.Fd()), nil, int(min(st.Size()-done, 1<<30)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil && done == 0 && (err == unix.EINVAL || err == unix.ENOSYS) {
+			return io.Copy(w, f)
+		}
+		if err != nil {
+			return done, err
+		}
+		if n == 0 {
+			break // the file shrank under us: what is there is sent
+		}
+		done += int64(n)
+	}
+	return done, nil
 }
 
 func memfd(name string) (*os.File, error) {

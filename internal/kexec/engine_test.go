@@ -3,6 +3,7 @@ package kexec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +36,7 @@ func newMachine(t *testing.T) *machine {
 	m.write("/boot/intel-ucode.img", []byte("ucode")) // 5 bytes: needs padding
 	m.write("/sys/kernel/kexec_loaded", []byte("0\n"))
 	m.write("/proc/sys/kernel/kexec_load_disabled", []byte("0\n"))
+	m.amd64Sysfs()
 	return m
 }
 
@@ -101,12 +103,19 @@ func TestLoadFallsBackToKexecLoad(t *testing.T) {
 	if !res.FellBack || res.Syscall != "kexec_load" {
 		t.Errorf("result = %+v; want a fallback to kexec_load", res)
 	}
-	if !slices.Equal(m.sys.Calls, []string{"file_load", "segment_load"}) {
+	if !slices.Equal(m.sys.Calls, []string{"file_load", "kexec_load"}) {
 		t.Errorf("calls = %v", m.sys.Calls)
 	}
-	// The segment loader reads the files from the start, after file_load was tried.
-	if !bytes.Equal(m.sys.Kernel, m.bzi) || string(m.sys.Initrd) != "ucode\x00\x00\x00main-initrd-cpio" || m.sys.Cmdline != "quiet" {
-		t.Errorf("segment load got kernel %d bytes, initrd %q, cmdline %q", len(m.sys.Kernel), m.sys.Initrd, m.sys.Cmdline)
+	// The segments hold the kernel after its setup, the joined initrds
+	// and the command line, whatever file_load read before.
+	var kernelSeg, initrdSeg, cmdline bool
+	for _, s := range m.sys.Segments {
+		kernelSeg = kernelSeg || bytes.Equal(s.Buf, m.bzi[4*512:])
+		initrdSeg = initrdSeg || string(s.Buf) == "ucode\x00\x00\x00main-initrd-cpio"
+		cmdline = cmdline || bytes.Contains(s.Buf, []byte("\x00quiet\x00"))
+	}
+	if len(m.sys.Segments) != 4 || !kernelSeg || !initrdSeg || !cmdline {
+		t.Errorf("kexec_load got %d segments: kernel %v, initrd %v, command line %v", len(m.sys.Segments), kernelSeg, initrdSeg, cmdline)
 	}
 }
 
@@ -124,7 +133,7 @@ func TestLoadForcedMethods(t *testing.T) {
 	if _, err := m.e.Load(Request{Kernel: kernel, Method: Segments}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(m.sys.Calls, []string{"segment_load"}) {
+	if !slices.Equal(m.sys.Calls, []string{"kexec_load"}) {
 		t.Errorf("calls = %v; want only kexec_load", m.sys.Calls)
 	}
 }
@@ -359,4 +368,43 @@ func armZImage() []byte {
 	b := make([]byte, 4096)
 	copy(b[0x24:], []byte{0x18, 0x28, 0x6f, 0x01})
 	return b
+}
+
+// FuzzConcat checks that joining initrds gives the bytes of the files one
+// after the other, each started on a 4-byte boundary with zero padding,
+// whatever their sizes (the sendfile path and its bookkeeping).
+func FuzzConcat(f *testing.F) {
+	f.Add([]byte("ucode"), []byte("main-initrd-cpio"), []byte{})
+	f.Add([]byte{}, []byte("a"), []byte("bcdefg"))
+	f.Add(bytes.Repeat([]byte{7}, 70000), []byte("xyz"), bytes.Repeat([]byte{9}, 4099))
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		fs := rootfstest.New(t)
+		var want []byte
+		var paths []string
+		for i, part := range [][]byte{a, b, c} {
+			for i > 0 && len(want)%4 != 0 {
+				want = append(want, 0)
+			}
+			want = append(want, part...)
+			p := fmt.Sprintf("/boot/part%d", i)
+			rootfstest.Write(t, fs, p, part)
+			paths = append(paths, p)
+		}
+		mem, err := memfd("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mem.Close()
+		n, err := concat(fs, paths, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(fmt.Sprintf("/proc/self/fd/%d", mem.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(len(want)) || !bytes.Equal(got, want) {
+			t.Errorf("concat of %d, %d, %d bytes: %d bytes reported, %d written, equal %v; want %d", len(a), len(b), len(c), n, len(got), bytes.Equal(got, want), len(want))
+		}
+	})
 }

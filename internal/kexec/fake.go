@@ -1,7 +1,6 @@
 package kexec
 
 import (
-	"io"
 	"os"
 	"sync"
 
@@ -23,7 +22,7 @@ type Fake struct {
 	// EINVAL, as a kernel with both calls answers root.
 	ProbeFile, ProbeLoad error
 
-	Calls   []string // "file_load", "segment_load", "kexec_load", "unload", "reboot_kexec", "reboot"
+	Calls   []string // "file_load", "kexec_load", "unload", "reboot_kexec", "reboot"
 	Kernel  []byte   // bytes of the kernel given to the last load
 	Initrd  []byte   // bytes of the initrd given to the last load (nil for none)
 	Cmdline string
@@ -72,21 +71,6 @@ func (f *Fake) FileLoad(kernelFd, initrdFd int, cmdline string) error {
 	if initrdFd >= 0 {
 		f.Initrd = readFd(initrdFd)
 	}
-	f.setLoaded("1")
-	return nil
-}
-
-func (f *Fake) SegmentLoad(kernel, initrd *os.File, cmdline string) error {
-	f.record("segment_load")
-	if f.SegmentErr != nil {
-		return f.SegmentErr
-	}
-	f.Kernel, _ = io.ReadAll(kernel)
-	f.Initrd = nil
-	if initrd != nil {
-		f.Initrd, _ = io.ReadAll(initrd)
-	}
-	f.Cmdline = cmdline
 	f.setLoaded("1")
 	return nil
 }

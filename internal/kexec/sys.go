@@ -1,16 +1,10 @@
 package kexec
 
-import "os"
-
 // Sys is the kernel's kexec interface, raw. The real one (sys_linux.go) makes
 // the syscalls; tests use Fake. Nothing outside this package makes these calls.
 type Sys interface {
 	// FileLoad is kexec_file_load(2). initrdFd is -1 for none.
 	FileLoad(kernelFd, initrdFd int, cmdline string) error
-	// SegmentLoad is kexec_load(2) through u-root, which builds the
-	// segments (and the purgatory) from the image; initrd may be nil.
-	// amd64 only: kxboot builds arm64's segments itself (KexecLoad).
-	SegmentLoad(kernel, initrd *os.File, cmdline string) error
 	// KexecLoad is kexec_load(2) with the segments kxboot built: the
 	// kernel copies each into place at the jump and enters at entry.
 	KexecLoad(entry uint64, segs []Segment) error

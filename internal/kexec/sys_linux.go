@@ -4,7 +4,6 @@ package kexec
 
 import (
 	"errors"
-	"os"
 	"runtime"
 	"unsafe"
 
@@ -23,10 +22,6 @@ func (Native) FileLoad(kernelFd, initrdFd int, cmdline string) error {
 		initrdFd = 0
 	}
 	return unix.KexecFileLoad(kernelFd, initrdFd, cmdline, flags)
-}
-
-func (Native) SegmentLoad(kernel, initrd *os.File, cmdline string) error {
-	return segmentLoad(kernel, initrd, cmdline)
 }
 
 // kexecSegment is the kernel's struct kexec_segment.

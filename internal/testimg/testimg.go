@@ -20,6 +20,19 @@ func BzImage(n int, release string) []byte {
 	le.PutUint16(b[0x1FE:], 0xAA55)
 	copy(b[0x202:], "HdrS")
 	le.PutUint16(b[0x206:], 0x020F) // boot protocol 2.15
+	// The rest of the setup header as in Debian 12's 6.1 kernels: the
+	// header ends at 0x202 + 0x6a, a relocatable 64-bit kernel with 2 MiB
+	// alignment that may lie above 4 GiB, decompressing in init_size bytes
+	// (here 4 times the file, page-aligned).
+	b[0x200], b[0x201] = 0xEB, 0x6A
+	b[0x211] = 0x01                                   // loadflags: LOADED_HIGH
+	le.PutUint32(b[0x22C:], 0x7FFFFFFF)               // initrd_addr_max
+	le.PutUint32(b[0x230:], 0x200000)                 // kernel_alignment
+	b[0x234], b[0x235] = 1, 21                        // relocatable_kernel, min_alignment
+	le.PutUint16(b[0x236:], 0x7F)                     // xloadflags
+	le.PutUint32(b[0x238:], 2047)                     // cmdline_size
+	le.PutUint64(b[0x258:], 0x1000000)                // pref_address
+	le.PutUint32(b[0x260:], uint32(4*n+0xFFF)&^0xFFF) // init_size
 	// kernel_version points (minus 0x200) at a NUL-terminated string.
 	le.PutUint16(b[0x20E:], 0x300-0x200)
 	copy(b[0x300:], release+" (test@kxboot) #1 SMP\x00")

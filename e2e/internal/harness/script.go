@@ -41,9 +41,8 @@ say release "$(uname -r)"
 say cmdline "$(cat /proc/cmdline)"
 # type_of_loader in the boot_params this kernel got (offset 0x210):
 # b0 is QEMU's -kernel; d0 is a kexec loader: the kernel's kexec_file_load
-# or kexec-tools (u-root's kexec_load, kxboot's fallback, keeps the b0 it
-# copies from the running kernel's). "none" where there are no boot_params
-# (arm64).
+# or kexec-tools; d1 is kxboot's own kexec_load. "none" where there are no
+# boot_params (arm64).
 bp=/sys/kernel/boot_params/data
 if [ -e $bp ]; then say loader "$(od -An -tx1 -j528 -N1 $bp | tr -d ' ')"; else say loader none; fi
 `
