@@ -6,11 +6,14 @@ import (
 	"testing"
 
 	"github.com/kxboot/kxboot/e2e/internal/harness"
+	"github.com/kxboot/kxboot/internal/testimg"
 )
 
-// TestBadInputs gives kxboot load three files that are not kernels. Each
-// must fail with exit status 1 and one sentence naming the file and the
-// cause, and leave the guest running with nothing loaded.
+// TestBadInputs gives kxboot load three files that are not kernels and a
+// kernel that a non-root user could have written. Each must fail with exit
+// status 1 and one sentence naming the file and the cause, and leave the
+// guest running with nothing loaded; load --dry-run must refuse each with
+// the same sentence and status.
 func TestBadInputs(t *testing.T) {
 	t.Parallel()
 	_, b := kernels(t)
@@ -21,6 +24,8 @@ func TestBadInputs(t *testing.T) {
 	root := harness.NewInitramfs().Busybox(busybox(t)).HostFile("/bin/kxboot", 0o755, kxboot(t))
 	root.File("/bad/notes.txt", 0o644, []byte("This is a text file, not a kernel.\n"))
 	root.File("/bad/vmlinuz-truncated", 0o644, img[:64<<10])
+	// A well-formed (small, fake) bzImage, group-writable.
+	root.File("/bad/vmlinuz-writable", 0o664, testimg.BzImage(16384, b.Release))
 
 	cases := []struct {
 		name, file, want string
@@ -28,9 +33,11 @@ func TestBadInputs(t *testing.T) {
 		{"missing", "/boot/vmlinuz-missing", "does not exist"},
 		{"text", "/bad/notes.txt", "not a bootable kernel image"},
 		{"truncated", "/bad/vmlinuz-truncated", "truncated"},
+		{"writable", "/bad/vmlinuz-writable", "writable by group or others"},
 	}
 	var script strings.Builder
 	for _, c := range cases {
+		script.WriteString("step dry-" + c.name + " kxboot load --dry-run --kernel " + c.file + "\n")
 		script.WriteString("step " + c.name + " kxboot load --kernel " + c.file + "\n")
 		script.WriteString("say alive after-" + c.name + "\n")
 	}
@@ -40,9 +47,13 @@ func TestBadInputs(t *testing.T) {
 	gu := boot(t, root)
 	for _, c := range cases {
 		gu.refused("1", c.name, c.file, c.want)
+		dry, real := gu.step("1", "dry-"+c.name), gu.step("1", c.name)
+		if dry.RC != real.RC || dry.Stderr() != real.Stderr() {
+			gu.errorf("kxboot load --dry-run --kernel %s: exit %d, %q; the load itself: exit %d, %q; want the same refusal", c.file, dry.RC, dry.Stderr(), real.RC, real.Stderr())
+		}
 	}
 	alive := gu.r.Stage("1").All("alive")
-	if want := []string{"after-missing", "after-text", "after-truncated"}; strings.Join(alive, " ") != strings.Join(want, " ") {
+	if want := []string{"after-missing", "after-text", "after-truncated", "after-writable"}; strings.Join(alive, " ") != strings.Join(want, " ") {
 		gu.errorf("the guest reported alive %q; want %q", alive, want)
 	}
 	gu.field("kxboot status after the failed loads", gu.step("1", "status").Out, "loaded", "no")

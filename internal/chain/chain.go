@@ -15,7 +15,6 @@ import (
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/kexec"
-	"github.com/kxboot/kxboot/internal/kimage"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
 	"github.com/kxboot/kxboot/internal/tries"
@@ -32,7 +31,7 @@ type Input struct {
 	Plan      plan.Plan
 	Base      plan.Plan
 	PlanErr   error
-	KernelErr error // the planned kernel's image check
+	KernelErr error // the checks a load makes of the planned kernel and initrds
 	// The tries: the record as read (or why it cannot be believed), and
 	// the identity of the planned hop.
 	Record    tries.Record
@@ -258,7 +257,7 @@ func Gather(fsys rootfs.FS) Input {
 	if in.PlanErr == nil {
 		in.Base = in.Plan
 		in.Plan.Cmdline = hopCmdline(in.Plan.Cmdline, in.Config, in.Plan.Marker)
-		_, in.KernelErr = kimage.Identify(fsys.Path(in.Plan.Kernel), in.Plan.Kernel)
+		in.KernelErr = kexec.CheckFiles(fsys, in.Plan.Kernel, in.Plan.Initrds)
 		in.ID = tries.Identity(fsys, in.Plan.Kernel, in.Plan.Initrds, in.Plan.Cmdline)
 	}
 	if in.RecordErr != nil {
@@ -291,7 +290,7 @@ func goodCandidate(fsys rootfs.FS, g *tries.Good) *Candidate {
 		return c
 	}
 	defer done()
-	if _, err := kimage.Identify(fsys.Path(in+g.Kernel), g.Kernel); err != nil {
+	if err := kexec.CheckFiles(fsys, in+g.Kernel, prefixed(in, g.Initrds)); err != nil {
 		c.Err = err
 	} else if tries.IdentityIn(fsys, in, g.Kernel, g.Initrds, g.Cmdline) != g.ID {
 		c.Err = fmt.Errorf("%s or its initrds changed since it was confirmed", g.Kernel)
@@ -319,7 +318,7 @@ func OnceCandidate(fsys rootfs.FS, cfg *config.Config, o *tries.OneShot) *Candid
 	p.Cmdline = hopCmdline(p.Cmdline, cfg, p.Marker)
 	c.Boot = tries.Boot{Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Release: p.Release,
 		ID: tries.Identity(fsys, p.Kernel, p.Initrds, p.Cmdline)}
-	_, c.Err = kimage.Identify(fsys.Path(p.Kernel), p.Kernel)
+	c.Err = kexec.CheckFiles(fsys, p.Kernel, p.Initrds)
 	return c
 }
 

@@ -157,6 +157,45 @@ func TestRunBootsOn(t *testing.T) {
 	}
 }
 
+// TestRunChecksBeforeTheWindow: what the load would refuse (a kernel a
+// non-root user could have written, a missing initrd) is refused before the
+// abort window and before any "booting" line, and the dry run says so too.
+func TestRunChecksBeforeTheWindow(t *testing.T) {
+	for _, tt := range []struct {
+		name, conf string
+		prep       func(fsys rootfs.FS)
+		want       string
+	}{
+		{"untrusted kernel", "ABORT_SECONDS=5\n", func(fsys rootfs.FS) {
+			os.Chmod(fsys.Path("/boot/vmlinuz-6.1.0-56-cloud-amd64"), 0o664)
+		}, "refusing kernel /boot/vmlinuz-6.1.0-56-cloud-amd64: "},
+		{"missing initrd", "ABORT_SECONDS=5\nINITRD=/boot/initrd-gone\n", nil, "initrd /boot/initrd-gone does not exist"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, tt.conf)
+			if tt.prep != nil {
+				tt.prep(m.fs)
+			}
+			in := Gather(m.fs)
+			if got := Explain(in, Decide(in)); !strings.HasPrefix(got, "would boot on: ") || !strings.Contains(got, tt.want) {
+				t.Errorf("the dry run says %q; want it to boot on because %q", got, tt.want)
+			}
+			d := Run(m.env)
+			if d.Hop || !strings.Contains(d.Reason, tt.want) {
+				t.Errorf("Run = %+v; want boot on because %q", d, tt.want)
+			}
+			if len(m.windows) != 0 || len(m.sys.Calls) != 0 {
+				t.Errorf("abort window %v, calls %v; want neither", m.windows, m.sys.Calls)
+			}
+			for _, l := range m.log {
+				if strings.Contains(l, "booting /boot") {
+					t.Errorf("logged %q for a hop it cannot make", l)
+				}
+			}
+		})
+	}
+}
+
 func TestRunLoadRefused(t *testing.T) {
 	m := newMachine(t, "ABORT_SECONDS=0\n")
 	rootfstest.Write(t, m.fs, "/proc/sys/kernel/kexec_load_disabled", []byte("1\n"))

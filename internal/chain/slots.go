@@ -11,7 +11,6 @@ import (
 	"github.com/kxboot/kxboot/internal/cmdline"
 	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/kexec"
-	"github.com/kxboot/kxboot/internal/kimage"
 	"github.com/kxboot/kxboot/internal/mounts"
 	"github.com/kxboot/kxboot/internal/plan"
 	"github.com/kxboot/kxboot/internal/rootfs"
@@ -85,7 +84,7 @@ func SlotCandidate(fsys rootfs.FS, cfg *config.Config, s config.Slot, from strin
 	c.Boot.Initrds = unprefixed(in, p.Initrds)
 	c.Boot.Cmdline, c.Boot.Release = p.Cmdline, p.Release
 	c.Boot.ID = tries.IdentityIn(fsys, in, c.Boot.Kernel, c.Boot.Initrds, c.Boot.Cmdline)
-	_, c.Err = kimage.Identify(fsys.Path(in+s.Kernel), s.Kernel)
+	c.Err = kexec.CheckFiles(fsys, in+s.Kernel, p.Initrds)
 	return c
 }
 

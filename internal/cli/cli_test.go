@@ -114,8 +114,45 @@ func TestLoadDryRunTouchesNothing(t *testing.T) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
 		}
 	}
-	if len(m.sys.Calls) != 0 {
-		t.Errorf("a dry run made the calls %v", m.sys.Calls)
+	// Asking the kernel which load calls it has (Probe) loads nothing.
+	if len(m.sys.Calls) != 1 || m.sys.Calls[0] != "probe" {
+		t.Errorf("a dry run made the calls %v; want only the probe", m.sys.Calls)
+	}
+	if !strings.HasPrefix(out, "Would load with kexec_file_load (dry run: every check passed, nothing loaded):") {
+		t.Errorf("dry run says:\n%s", out)
+	}
+}
+
+// TestLoadDryRunRefusesWhatTheLoadRefuses: a dry run fails, with the load's
+// own sentence, wherever the load would.
+func TestLoadDryRunRefusesWhatTheLoadRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		prep func(m *machine)
+		want string
+	}{
+		{"not a kernel", []string{"--kernel", "/etc/passwd"}, nil, "/etc/passwd is not a bootable kernel image"},
+		{"no kernel", []string{"--kernel", "/boot/vmlinuz-gone"}, nil, "kernel /boot/vmlinuz-gone does not exist"},
+		{"no initrd", []string{"--initrd", "/boot/gone.img"}, nil, "initrd /boot/gone.img does not exist"},
+		{"writable kernel", nil, func(m *machine) {
+			os.Chmod(m.fs.Path("/boot/vmlinuz-"+newest), 0o664)
+		}, "refusing kernel /boot/vmlinuz-" + newest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t)
+			m.write("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"))
+			if tt.prep != nil {
+				tt.prep(m)
+			}
+			code2 := m.run(append([]string{"load", "--dry-run"}, tt.args...)...)
+			errOut2 := m.err.String()
+			code := m.run(append([]string{"load"}, tt.args...)...)
+			errOut := m.err.String()
+			if code == 0 || code2 != code || errOut2 != errOut || !strings.Contains(errOut2, tt.want) {
+				t.Errorf("load: exit %d, %q\nload --dry-run: exit %d, %q\nwant the same refusal, with %q", code, errOut, code2, errOut2, tt.want)
+			}
+		})
 	}
 }
 

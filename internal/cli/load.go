@@ -38,7 +38,7 @@ command line always carries the marker (kxboot.chained=1) that tells the
 next boot it came through kxboot.`)
 	var f plan.Flags
 	planFlags(fs, &f)
-	dry := fs.Bool("dry-run", false, "print the kernel, initrds and command line, and load nothing")
+	dry := fs.Bool("dry-run", false, "check everything a load checks and print the kernel, initrds and command line; load nothing")
 	sys := fs.String("syscall", "auto", "auto (kexec_file_load, then kexec_load if missing), file, or load")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -51,17 +51,18 @@ next boot it came through kxboot.`)
 	if err != nil {
 		return err
 	}
-	if *dry {
-		fmt.Fprintf(env.Stdout, "Would load (dry run, nothing changed):\n%s", p.Describe())
-		return nil
-	}
-	res, err := env.Engine.Load(kexec.Request{Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Method: method})
+	res, err := env.Engine.Load(kexec.Request{Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Method: method, DryRun: *dry})
 	if err != nil {
 		return err
 	}
 	how := res.Syscall
 	if res.FellBack {
 		how += " (this kernel has no kexec_file_load)"
+	}
+	if *dry {
+		// Every check and step of the load ran, but the syscall.
+		fmt.Fprintf(env.Stdout, "Would load with %s (dry run: every check passed, nothing loaded):\n%s", how, p.Describe())
+		return nil
 	}
 	fmt.Fprintf(env.Stdout, "Loaded with %s:\n%s", how, p.Describe())
 	fmt.Fprintf(env.Stdout, "Start it with: kxboot exec --force (at once, no clean shutdown), or systemctl kexec.\n")

@@ -236,6 +236,9 @@ func (e *Engine) loadArm64(kernel, initrd *os.File, r Request) error {
 	if err != nil {
 		return err
 	}
+	if r.DryRun {
+		return nil
+	}
 	return e.explain(e.Sys.KexecLoad(p.Entry, p.Segments), "kexec_load", r)
 }
 

@@ -45,6 +45,10 @@ type Request struct {
 	Initrds []string
 	Cmdline string
 	Method  Method
+	// DryRun makes every check and every step of a load (the initrds
+	// joined, the segments built) but the syscall that loads: a dry run
+	// refuses what the load would refuse, with the same sentence.
+	DryRun bool
 }
 
 // Result says what was loaded and how.
@@ -128,7 +132,16 @@ func (e *Engine) Load(r Request) (Result, error) {
 		if initrd != nil {
 			initrdFd = int(initrd.Fd())
 		}
-		err = e.Sys.FileLoad(int(kernel.Fd()), initrdFd, r.Cmdline)
+		if r.DryRun {
+			// The kernel is not asked to load; whether it has the call
+			// decides what a load would do.
+			err = nil
+			if file, _ := e.Syscalls(); file == No {
+				err = unix.ENOSYS
+			}
+		} else {
+			err = e.Sys.FileLoad(int(kernel.Fd()), initrdFd, r.Cmdline)
+		}
 		if err == nil || method == File || !errors.Is(err, unix.ENOSYS) {
 			return res, e.explain(err, res.Syscall, r)
 		}
@@ -146,25 +159,76 @@ func (e *Engine) Load(r Request) (Result, error) {
 		}
 	}
 	res.Syscall = "kexec_load"
+	if r.DryRun {
+		if _, load := e.Syscalls(); load == No {
+			return res, e.explain(unix.ENOSYS, res.Syscall, r)
+		}
+	}
 	if e.MachineArch() == "arm64" {
 		return res, e.loadArm64(kernel, initrd, r)
 	}
 	return res, e.loadAMD64(kernel, initrd, r)
 }
 
+// CheckFiles makes every check of the kernel and initrd files that a load
+// makes (the image's kind, header and length, its architecture, the
+// initrds' existence, and that no one but root could have written any of
+// them), without loading or joining anything: a chain boot or a dry run
+// refuses with the sentence the load would give.
+func (e *Engine) CheckFiles(kernel string, initrds []string) error {
+	if _, err := e.checkKernel(kernel); err != nil {
+		return err
+	}
+	return e.checkInitrds(initrds)
+}
+
+// CheckFiles is Engine.CheckFiles for this machine's architecture.
+func CheckFiles(fsys rootfs.FS, kernel string, initrds []string) error {
+	return (&Engine{FS: fsys}).CheckFiles(kernel, initrds)
+}
+
+// checkKernel checks the kernel file as a load does and says what it is.
+func (e *Engine) checkKernel(path string) (kimage.Info, error) {
+	info, err := kimage.Identify(e.FS.Path(path), path)
+	if err != nil {
+		return info, err // a sentence that names the file
+	}
+	if err := e.FS.Trusted(path); err != nil {
+		return info, fmt.Errorf("refusing kernel %s: %w", path, err)
+	}
+	if arch := info.Kind.Arch(); arch != e.MachineArch() {
+		return info, fmt.Errorf("cannot load %s: it is an %s kernel (%s) and this machine is %s; name a kernel built for %s", path, arch, info.Kind, e.MachineArch(), e.MachineArch())
+	}
+	return info, nil
+}
+
+// checkInitrds checks the initrd files as a load does.
+func (e *Engine) checkInitrds(paths []string) error {
+	for _, p := range paths {
+		st, err := os.Stat(e.FS.Path(p))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("cannot load: initrd %s does not exist; fix INITRD= or --initrd", p)
+			}
+			return fmt.Errorf("cannot load: initrd %s: %w", p, err)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("cannot load: initrd %s is not a regular file", p)
+		}
+		if err := e.FS.Trusted(p); err != nil {
+			return fmt.Errorf("refusing initrd %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // openKernel checks the image and returns a file holding a kernel the
 // running kernel can load: the file itself, or a memfd with the unpacked
 // Image for Image.gz and EFI zboot.
 func (e *Engine) openKernel(path string) (*os.File, kimage.Kind, error) {
-	info, err := kimage.Identify(e.FS.Path(path), path)
+	info, err := e.checkKernel(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot load: %w", err)
-	}
-	if err := e.FS.Trusted(path); err != nil {
-		return nil, 0, fmt.Errorf("refusing kernel %s: %w", path, err)
-	}
-	if arch := info.Kind.Arch(); arch != e.MachineArch() {
-		return nil, 0, fmt.Errorf("cannot load %s: it is an %s kernel (%s) and this machine is %s; name a kernel built for %s", path, arch, info.Kind, e.MachineArch(), e.MachineArch())
+		return nil, 0, err
 	}
 	if info.Kind == kimage.BzImage || info.Kind == kimage.Arm64 {
 		f, err := os.Open(e.FS.Path(path))
@@ -194,20 +258,8 @@ func (e *Engine) openInitrds(paths []string) (*os.File, int64, error) {
 	if len(paths) == 0 {
 		return nil, 0, nil
 	}
-	for _, p := range paths {
-		st, err := os.Stat(e.FS.Path(p))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, 0, fmt.Errorf("cannot load: initrd %s does not exist; fix INITRD= or --initrd", p)
-			}
-			return nil, 0, fmt.Errorf("cannot load: initrd %s: %w", p, err)
-		}
-		if !st.Mode().IsRegular() {
-			return nil, 0, fmt.Errorf("cannot load: initrd %s is not a regular file", p)
-		}
-		if err := e.FS.Trusted(p); err != nil {
-			return nil, 0, fmt.Errorf("refusing initrd %s: %w", p, err)
-		}
+	if err := e.checkInitrds(paths); err != nil {
+		return nil, 0, err
 	}
 	if len(paths) == 1 {
 		f, err := os.Open(e.FS.Path(paths[0]))
