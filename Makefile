@@ -67,3 +67,10 @@ clean:
 .PHONY: bench
 bench: deps
 	go run ./e2e/bench $(BENCH_FLAGS)
+
+# The load benchmark (not a test): kxboot load against kexec-tools in one
+# Debian guest, and the chain step of the PID 1 wrapper; about 8 minutes.
+# BENCH_FLAGS="-out docs/benchmarks.md" writes the doc too.
+.PHONY: bench-load
+bench-load: deps
+	go run ./e2e/bench -load $(BENCH_FLAGS)

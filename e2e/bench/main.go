@@ -11,6 +11,11 @@
 // them into /var/cache/kxboot-e2e the first time, and the kexec-tools
 // packages of the host's Debian 12 sources. One guest runs at a time; 5
 // runs of each method take about 20 minutes on 2 cores.
+//
+//	go run ./e2e/bench -load [-rounds 11] [-before OLD-KXBOOT] [-out docs/benchmarks.md]
+//
+// measures the load instead (load.go): kxboot load against kexec-tools in
+// one guest, and the chain step of the PID 1 wrapper (make bench-load).
 package main
 
 import (
@@ -59,7 +64,26 @@ func main() {
 	console := flag.Bool("console", false, "print every console line of the guests on stderr")
 	keep := flag.Bool("keep", false, "keep the work directory (the disks and every console log) after a run that succeeded")
 	asWritten := flag.Bool("seed-as-written", false, "leave out the drop-in that stops the seed's kexec-load.service at shutdown (its reboot then goes through the firmware, and the bench fails saying so)")
+	load := flag.Bool("load", false, "measure the load instead of the reboot: kxboot load against kexec-tools in one guest (see load.go)")
+	rounds := flag.Int("rounds", 11, "with -load: measured rounds of every case")
+	before := flag.String("before", "", "with -load: also measure this kxboot binary (amd64, static), e.g. one built from an earlier commit")
+	chainOnly := flag.Bool("chain-only", false, "with -load: measure only the chain step (five boots of an initramfs guest, about a minute), and print each run's kxboot lines")
 	flag.Parse()
+	if *load {
+		if *chainOnly {
+			err := runChainOnly()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+				os.Exit(1)
+			}
+			return
+		}
+		if err := runLoad(*rounds, *out, *before, *console, *keep); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*runs, *out, *methods, *console, *keep, *asWritten); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -127,15 +151,7 @@ func run(runs int, out, names string, console, keep, seedAsWritten bool) error {
 		}
 	}
 	start := time.Now()
-	a, b, err := harness.Kernels(harness.AMD64, logf)
-	if err != nil {
-		return err
-	}
-	img, err := harness.Image(harness.Systemd, a, b, logf)
-	if err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp("", "kxbench-")
+	a, b, img, work, err := systemdGuest("kxbench-")
 	if err != nil {
 		return err
 	}
@@ -159,6 +175,20 @@ func run(runs int, out, names string, console, keep, seedAsWritten bool) error {
 		return nil
 	}
 	return os.RemoveAll(work)
+}
+
+// systemdGuest gets (building or downloading them the first time) the
+// amd64 kernels and the systemd disk image of the e2e tests, and makes a
+// work directory named after prefix.
+func systemdGuest(prefix string) (a, b harness.Kernel, img *harness.DiskImage, work string, err error) {
+	if a, b, err = harness.Kernels(harness.AMD64, logf); err != nil {
+		return
+	}
+	if img, err = harness.Image(harness.Systemd, a, b, logf); err != nil {
+		return
+	}
+	work, err = os.MkdirTemp("", prefix)
+	return
 }
 
 // all prepares the methods named and measures them round-robin: run 1 of
@@ -767,10 +797,16 @@ const (
 	endResults   = "<!-- end of bench results -->"
 )
 
-// spliceResults writes text between the markers of the Markdown file
-// name, creating it if absent. With text "" it only checks that it can,
-// and changes nothing.
+// spliceResults writes text between the fast reboot markers of the
+// Markdown file name, creating it if absent. With text "" it only checks
+// that it can, and changes nothing.
 func spliceResults(name, text string) error {
+	return splice(name, beginResults, endResults, text)
+}
+
+// splice writes text between the markers begin and end of the Markdown
+// file name, as spliceResults.
+func splice(name, beginResults, endResults, text string) error {
 	data, err := os.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
 		if text == "" {

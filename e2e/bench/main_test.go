@@ -91,3 +91,38 @@ func TestWatch(t *testing.T) {
 		t.Errorf("times out of order: marker %v, stop %v, jump %v, banner %v, init %v", w.marker, w.stop, w.jump, w.banner, w.init)
 	}
 }
+
+func TestChainTimes(t *testing.T) {
+	lines := []string{
+		"[    2.100000] Run /init as init process",
+		"kxboot: chain: booting /boot/vmlinuz-B", // the direct console copy, no timestamp
+		"[    2.250000] kxboot: chain: booting /boot/vmlinuz-B",
+		"[    3.250000] kxboot: chain: loaded /boot/vmlinuz-B with kexec_file_load; command line: x",
+		"[    3.300000] kxboot: chain: jumping into /boot/vmlinuz-B",
+		"[    3.320000] kexec_core: Starting new kernel",
+		"[    0.000000] Linux version 6.1.0-57-cloud-amd64",
+	}
+	s, err := chainTimes(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
+	if !near(s.before, 150) || !near(s.load, 1000) || !near(s.after, 70) {
+		t.Errorf("chainTimes = %+v; want 150 ms before, 1000 ms load, 70 ms after", s)
+	}
+	if _, err := chainTimes(lines[:4]); err == nil || !strings.Contains(err.Error(), "kexec_core") {
+		t.Errorf("a console without the jump: %v", err)
+	}
+}
+
+func TestParseMeasurement(t *testing.T) {
+	m, err := parseMeasurement("370.81 35940 16.0 332.1 0")
+	if err != nil || m.wallMS != 370.81 || m.rssKB != 35940 || m.userMS != 16 || m.sysMS != 332.1 {
+		t.Errorf("parseMeasurement = %+v, %v", m, err)
+	}
+	for _, bad := range []string{"", "1 2 3 4", "1 2 3 4 1", "a 2 3 4 0"} {
+		if _, err := parseMeasurement(bad); err == nil {
+			t.Errorf("parseMeasurement(%q) accepted it", bad)
+		}
+	}
+}
