@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/initwrap"
 	"github.com/kxboot/kxboot/internal/journal"
 	"github.com/kxboot/kxboot/internal/kexec"
@@ -61,34 +62,40 @@ func Main(args []string) int {
 type command struct {
 	summary string
 	run     func(env *Env, args []string) error
+	// glue: run by kxboot's own init glue, not by people; help leaves it
+	// out and names it in one line.
+	glue bool
 }
 
 var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"chain":           {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain},
-		"install":         {"install the chain boot (kxboot install chain [--mode M]) or the fast reboot (kxboot install reboot)", runInstall},
-		"uninstall":       {"undo kxboot install exactly: both jobs, or kxboot uninstall chain|reboot", runUninstall},
-		"reboot":          {"reboot cleanly now, through kexec when installed (--firmware: once through the firmware; --dry-run)", runReboot},
-		"load":            {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad},
-		"unload":          {"drop the loaded kernel", runUnload},
-		"exec":            {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec},
-		"status":          {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus},
-		"doctor":          {"check whether kexec will work here, and say why not (read-only)", runDoctor},
-		"version":         {"print the version", runVersion},
-		"mark-good":       {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood},
-		"mark-bad":        {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad},
-		"reset":           {"forget the count of unconfirmed tries, so the next boot hops again", runReset},
-		"slot":            {"the slots of an A/B scheme: list them, or set-next NAME to try one once", runSlot},
-		"history":         {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory},
-		"verify":          {"say whether the expected kernel runs and confirmed, for fleet tools (exit 0 ok, 1 wrong, 2 unconfirmed, 3 fell back, 4 unknown)", runVerify},
-		"reboot-required": {"exit 0 when the next reboot would boot another kernel than the running one (kured's sentinel)", runRebootRequired},
-		"metrics":         {"the boot state as Prometheus metrics (--textfile-dir DIR for the node exporter)", runMetrics},
-		"watch":           {"the deadline watcher the chain boot starts on the owner's kernel", runWatch},
-		"help":            {"list the commands", runHelp},
+		"chain":           {"chain boot now: hop into the configured kernel, or boot on and say why (--dry-run explains)", runChain, false},
+		"install":         {"install the chain boot (kxboot install chain [--mode M]) or the fast reboot (kxboot install reboot)", runInstall, false},
+		"uninstall":       {"undo kxboot install exactly: both jobs, or kxboot uninstall chain|reboot", runUninstall, false},
+		"reboot":          {"reboot cleanly now, through kexec when installed (--firmware: once through the firmware; --dry-run)", runReboot, false},
+		"load":            {"load a kernel for the next kexec (--dry-run shows what, and touches nothing)", runLoad, false},
+		"unload":          {"drop the loaded kernel", runUnload, false},
+		"exec":            {"jump into the loaded kernel now, without a clean shutdown (needs --force)", runExec, false},
+		"status":          {"the running kernel, whether it came through kxboot, what is loaded, the config in force", runStatus, false},
+		"doctor":          {"check whether kexec will work here, and say why not (read-only)", runDoctor, false},
+		"version":         {"print the version", runVersion, false},
+		"mark-good":       {"confirm the kernel kxboot hopped into as healthy (runs HEALTH_CMD first)", runMarkGood, false},
+		"mark-bad":        {"record that the kernel kxboot hopped into failed, and reboot through the firmware", runMarkBad, false},
+		"reset":           {"forget the count of unconfirmed tries, so the next boot hops again", runReset, false},
+		"slot":            {"the slots of an A/B scheme: list them, or set-next NAME to try one once", runSlot, false},
+		"history":         {"show each hop, abort, confirmation, failure and fallback [--json]", runHistory, false},
+		"verify":          {"say whether the expected kernel runs and confirmed, for fleet tools (exit 0 ok, 1 wrong, 2 unconfirmed, 3 fell back, 4 unknown)", runVerify, false},
+		"reboot-required": {"exit 0 when the next reboot would boot another kernel than the running one (kured's sentinel)", runRebootRequired, false},
+		"metrics":         {"the boot state as Prometheus metrics (--textfile-dir DIR for the node exporter)", runMetrics, false},
+		"watch":           {"the deadline watcher the chain boot starts on the owner's kernel", runWatch, true},
+		"help":            {"list the commands", runHelp, false},
 	}
 }
+
+// glueUsage starts the usage of a flag that only kxboot's init glue uses.
+const glueUsage = "(init glue)"
 
 // errUsage marks a mistake in the command line itself (exit status 2).
 var errUsage = errors.New("usage")
@@ -113,7 +120,11 @@ func Run(args []string, env *Env) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(env.Stderr, "kxboot: unknown command %q; run kxboot help for the list\n", name)
+		names := make([]string, 0, len(commands))
+		for n := range commands {
+			names = append(names, n)
+		}
+		fmt.Fprintf(env.Stderr, "kxboot: unknown command %q%s; run kxboot help for the list\n", name, didYouMean(name, names, ""))
 		return 2
 	}
 	err := cmd.run(env, args[1:])
@@ -125,7 +136,11 @@ func Run(args []string, env *Env) int {
 		return 0
 	case errors.Is(err, errUsage):
 		if err != errUsage { // a usage mistake that says which
-			fmt.Fprintf(env.Stderr, "kxboot: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+			msg := strings.TrimPrefix(err.Error(), errUsage.Error()+": ")
+			if !strings.HasPrefix(msg, "kxboot ") {
+				msg = "kxboot: " + msg
+			}
+			fmt.Fprintln(env.Stderr, msg)
 		}
 		return 2
 	case errors.As(err, &code):
@@ -142,10 +157,17 @@ func runHelp(env *Env, _ []string) error {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(env.Stdout, "kxboot boots the kernel you choose through kexec.\n\nUsage: kxboot <command> [flags]\n\nCommands:\n")
+	var glue []string
 	for _, n := range names {
+		if commands[n].glue {
+			glue = append(glue, n)
+			continue
+		}
 		fmt.Fprintf(env.Stdout, "  %-15s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\nConfiguration: /etc/default/kxboot (KERNEL, INITRD, APPEND, CMDLINE); flags override it.\n")
+	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\n")
+	fmt.Fprintf(env.Stdout, "Configuration: /etc/default/kxboot, KEY=\"value\" lines with the keys\n  %s\n  and SLOT_<NAME>_KERNEL|INITRD|CMDLINE|ROOT; flags override it (README: Configuration).\n", strings.Join(config.Keys(), " "))
+	fmt.Fprintf(env.Stdout, "Init glue, run by what kxboot install puts in place: %s, and reboot --armed, --jump, --prepare.\n", strings.Join(glue, ", "))
 	return nil
 }
 
@@ -185,9 +207,21 @@ func newFlags(env *Env, name, synopsis, about string) flagSet {
 		fs.VisitAll(func(*flag.Flag) { has = true })
 		if has {
 			fmt.Fprintf(out, "\nFlags:\n")
+			var glue []string
 			fs.VisitAll(func(f *flag.Flag) {
-				fmt.Fprintf(out, "  --%-10s %s\n", f.Name, f.Usage)
+				if strings.HasPrefix(f.Usage, glueUsage) {
+					glue = append(glue, "--"+f.Name)
+					return
+				}
+				def := ""
+				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(f.Usage, "default") {
+					def = fmt.Sprintf(" (default %s)", f.DefValue)
+				}
+				fmt.Fprintf(out, "  --%-10s %s%s\n", f.Name, f.Usage, def)
 			})
+			if len(glue) > 0 {
+				fmt.Fprintf(out, "\nInit glue, run by what kxboot install puts in place: %s.\n", strings.Join(glue, ", "))
+			}
 		}
 	}
 	return flagSet{fs, env}
@@ -203,14 +237,66 @@ func (fs flagSet) parse(args []string) error {
 			return flag.ErrHelp
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	// Go's flag package would print its own message and the whole usage;
+	// kxboot says one sentence with the fix instead.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(fs.env.Stderr)
+	if err != nil {
+		return fmt.Errorf("%w: kxboot %s: %s; run kxboot %s --help for its flags", errUsage, fs.Name(), fs.explain(err), fs.Name())
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "kxboot %s: unexpected argument %q; flags look like --kernel /boot/vmlinuz\n", fs.Name(), fs.Arg(0))
 		return errUsage
 	}
 	return nil
+}
+
+// explain turns an error of Go's flag package into kxboot's words.
+func (fs flagSet) explain(err error) string {
+	msg := err.Error()
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	switch {
+	case strings.HasPrefix(msg, "flag provided but not defined: "):
+		name := strings.TrimLeft(strings.TrimPrefix(msg, "flag provided but not defined: "), "-")
+		return fmt.Sprintf("unknown flag --%s%s", name, didYouMean(name, names, "--"))
+	case strings.HasPrefix(msg, "flag needs an argument: "):
+		name := strings.TrimLeft(strings.TrimPrefix(msg, "flag needs an argument: "), "-")
+		return fmt.Sprintf("--%s needs a value (--%s VALUE)", name, name)
+	case strings.HasPrefix(msg, "invalid boolean value "), strings.HasPrefix(msg, "invalid value "):
+		// invalid value "x" for flag -n: parse error
+		if i := strings.Index(msg, " for flag -"); i >= 0 {
+			name, _, _ := strings.Cut(msg[i+len(" for flag -"):], ":")
+			return fmt.Sprintf("--%s does not take %s", name, strings.TrimPrefix(strings.TrimPrefix(msg[:i], "invalid boolean value "), "invalid value "))
+		}
+		if i := strings.Index(msg, " for -"); i >= 0 {
+			name, _, _ := strings.Cut(msg[i+len(" for -"):], ":")
+			return fmt.Sprintf("--%s is a switch and takes no value (write --%s, or --%s=false)", name, name, name)
+		}
+	case strings.HasPrefix(msg, "bad flag syntax: "):
+		return fmt.Sprintf("%q is not a flag; flags look like --kernel /boot/vmlinuz", strings.TrimPrefix(msg, "bad flag syntax: "))
+	}
+	return msg
+}
+
+// didYouMean names the closest of names to s, " (did you mean PREFIX+NAME?)",
+// when one is close enough to be a slip of the keyboard, else "".
+func didYouMean(s string, names []string, prefix string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		d := config.Distance(s, n)
+		if strings.HasPrefix(n, s) && len(s) >= 3 {
+			d = min(d, 1)
+		}
+		if d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best == "" || bestD > max(1, len(s)/3) {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s%s?)", prefix, best)
 }
 
 // listFlag collects a repeated flag in order; "a b" in one flag is two items.

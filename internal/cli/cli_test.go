@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kxboot/kxboot/internal/config"
 	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/initsys"
 	"github.com/kxboot/kxboot/internal/journal"
@@ -84,13 +85,21 @@ func (m *machine) mustRun(args ...string) string {
 func TestHelpListsEveryCommand(t *testing.T) {
 	m := newMachine(t)
 	out := m.mustRun("help")
-	for name := range commands {
-		if !strings.Contains(out, "  "+name+" ") {
-			t.Errorf("help does not list %s:\n%s", name, out)
+	for name, c := range commands {
+		if !c.glue && !strings.Contains(out, "  "+name+" ") || c.glue && (strings.Contains(out, "  "+name+" ") || !strings.Contains(out, "Init glue, run by what kxboot install puts in place: "+name)) {
+			t.Errorf("help does not list %s as it should (glue %v):\n%s", name, c.glue, out)
 		}
 		if code := m.run(name, "--help"); code != 0 || !strings.Contains(m.out.String(), "Usage: kxboot ") {
 			t.Errorf("kxboot %s --help: exit %d, stdout %q", name, code, m.out)
 		}
+	}
+	for _, k := range config.Keys() {
+		if !strings.Contains(out, " "+k+" ") && !strings.HasSuffix(strings.Split(out, k)[0], " ") {
+			t.Errorf("help does not name the config key %s:\n%s", k, out)
+		}
+	}
+	if m.run("reboot", "--help"); strings.Contains(m.out.String(), "  --prepare") || !strings.Contains(m.out.String(), "Init glue, run by what kxboot install puts in place: --armed, --jump, --prepare.") {
+		t.Errorf("reboot --help shows the init glue as flags for people:\n%s", m.out)
 	}
 	if code := m.run("frobnicate"); code != 2 || !strings.Contains(m.err.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, %q", code, m.err)
@@ -190,7 +199,7 @@ APPEND="nomodeset"
 		t.Errorf("initrds joined as %q", m.sys.Initrd)
 	}
 	// Flags override the file.
-	if code := m.run("load", "--kernel", "/vmlinuz", "--cmdline", "x", "--append", "y"); code != 1 || !strings.Contains(m.err.String(), "--append and --cmdline do not go together") {
+	if code := m.run("load", "--kernel", "/vmlinuz", "--cmdline", "x", "--append", "y"); code != 2 || !strings.Contains(m.err.String(), "--append and --cmdline do not go together") {
 		t.Errorf("append+cmdline: exit %d %q", code, m.err)
 	}
 	m.mustRun("load", "--kernel", "/vmlinuz", "--no-initrd", "--cmdline", "root=/dev/vda1 kexeced")
@@ -210,7 +219,6 @@ func TestLoadErrorsAreOneSentence(t *testing.T) {
 		{[]string{"load", "--kernel", "/boot/vmlinuz-gone"}, "kernel /boot/vmlinuz-gone does not exist"},
 		{[]string{"load", "--kernel", "/root/notes.txt"}, "/root/notes.txt is not a bootable kernel image"},
 		{[]string{"load", "--kernel", "/boot/vmlinuz-cut"}, "kernel /boot/vmlinuz-cut is a truncated kernel image"},
-		{[]string{"load", "--syscall", "magic"}, `unknown syscall "magic"`},
 	}
 	for _, tt := range tests {
 		code := m.run(tt.args...)
@@ -330,5 +338,38 @@ func TestReboot(t *testing.T) {
 	}
 	if l, _ := m.env.Engine.Loaded(); l {
 		t.Error("reboot --firmware left a kernel loaded")
+	}
+}
+
+// TestUsageErrors: every mistake in the command line exits 2 with one
+// sentence that starts "kxboot", says what is wrong and how to fix it.
+func TestUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lod"}, `unknown command "lod" (did you mean load?); run kxboot help for the list`},
+		{[]string{"statsu"}, `(did you mean status?)`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"; run kxboot help`},
+		{[]string{"load", "--bogus"}, "kxboot load: unknown flag --bogus; run kxboot load --help for its flags"},
+		{[]string{"load", "--kernl", "/boot/x"}, "unknown flag --kernl (did you mean --kernel?)"},
+		{[]string{"load", "--kernel"}, "--kernel needs a value (--kernel VALUE)"},
+		{[]string{"load", "--syscall", "bogus"}, `unknown syscall "bogus": use auto, file (kexec_file_load) or load (kexec_load)`},
+		{[]string{"load", "--append", "x", "--cmdline", "y"}, "--append and --cmdline do not go together"},
+		{[]string{"load", "--no-initrd", "--initrd", "/x"}, "--no-initrd and --initrd do not go together"},
+		{[]string{"load", "extra"}, `unexpected argument "extra"`},
+		{[]string{"history", "--n", "-3"}, "--n -3: give a number of entries"},
+		{[]string{"history", "--n", "x"}, `--n does not take "x"`},
+		{[]string{"load", "--dry-run=maybe"}, "--dry-run is a switch and takes no value"},
+	} {
+		m := newMachine(t)
+		code := m.run(tt.args...)
+		errOut := m.err.String()
+		if code != 2 || !strings.Contains(errOut, tt.want) || !strings.HasPrefix(errOut, "kxboot") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("kxboot %s: exit %d, stderr %q; want exit 2 and one line with %q", strings.Join(tt.args, " "), code, errOut, tt.want)
+		}
+		if m.out.Len() != 0 {
+			t.Errorf("kxboot %s: stdout %q; want nothing", strings.Join(tt.args, " "), m.out)
+		}
 	}
 }

@@ -20,7 +20,10 @@ func planFlags(fs flagSet, f *plan.Flags) {
 // makePlan reads the config and works out what would be loaded.
 func makePlan(env *Env, f plan.Flags) (plan.Plan, error) {
 	if f.Append != nil && f.Cmdline != nil {
-		return plan.Plan{}, fmt.Errorf("--append and --cmdline do not go together: --cmdline gives the whole command line; put the additions in it")
+		return plan.Plan{}, fmt.Errorf("%w: --append and --cmdline do not go together: --cmdline gives the whole command line; put the additions in it", errUsage)
+	}
+	if f.NoInitrd && len(f.Initrds) > 0 {
+		return plan.Plan{}, fmt.Errorf("%w: --no-initrd and --initrd do not go together: drop one of them", errUsage)
 	}
 	cfg, err := config.Load(env.FS)
 	if err != nil {
@@ -30,7 +33,7 @@ func makePlan(env *Env, f plan.Flags) (plan.Plan, error) {
 }
 
 func runLoad(env *Env, args []string) error {
-	fs := newFlags(env, "load", "[--kernel K] [--initrd I ...] [--append A | --cmdline C] [--dry-run]",
+	fs := newFlags(env, "load", "[--kernel K] [--initrd I ... | --no-initrd] [--append A | --cmdline C] [--syscall auto|file|load] [--dry-run]",
 		`Load a kernel so that "kxboot exec --force" (or a kexec reboot) starts it.
 With no flags it loads what /etc/default/kxboot names, else the newest
 installed kernel with its initrd and the running command line. The new
@@ -45,7 +48,7 @@ next boot it came through kxboot.`)
 	}
 	method, err := kexec.ParseMethod(*sys)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	p, err := makePlan(env, f)
 	if err != nil {

@@ -95,11 +95,14 @@ hops into the configured kernel again. The history keeps what happened.`)
 }
 
 func runHistory(env *Env, args []string) error {
-	fs := newFlags(env, "history", "[--json] [-n N]", "Show the chain boot's history: each hop, abort, confirmation, failure and fallback, oldest first.")
-	asJSON := fs.Bool("json", false, "print the entries as JSON lines")
-	n := fs.Int("n", 0, "only the last N entries")
+	fs := newFlags(env, "history", "[--json] [--n N]", "Show the chain boot's history: each hop, abort, confirmation, failure and fallback, oldest first.\n--json prints one JSON object per line (JSON Lines), oldest first.")
+	asJSON := fs.Bool("json", false, "print the entries as JSON Lines, one object per line")
+	n := fs.Int("n", 0, "only the last N entries (default 0: all)")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if *n < 0 {
+		return fmt.Errorf("%w: --n %d: give a number of entries, 1 or more (0 or none for all)", errUsage, *n)
 	}
 	st, err := locatedStore(env)
 	if err != nil {

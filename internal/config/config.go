@@ -123,6 +123,16 @@ var settings = []setting{
 	{"METRICS_DIR", setMetricsDir, func(c *Config) string { return c.MetricsDir }},
 }
 
+// Keys lists the keys of /etc/default/kxboot, in the order Format writes
+// them (the slots' SLOT_<NAME>_* keys come on top).
+func Keys() []string {
+	var ks []string
+	for _, st := range settings {
+		ks = append(ks, st.name)
+	}
+	return ks
+}
+
 func setMetricsDir(c *Config, v string) error {
 	if v != "" && !strings.HasPrefix(v, "/") {
 		return fmt.Errorf("METRICS_DIR=%q is not an absolute path; write for example METRICS_DIR=/var/lib/prometheus/node-exporter", v)
@@ -301,7 +311,7 @@ func find(ss []setting, key string) *setting {
 func unknown(key string, f format) string {
 	best, dist := "", 3
 	for _, s := range f.settings {
-		if d := distance(strings.ToUpper(key), s.name); d < dist {
+		if d := Distance(strings.ToUpper(key), s.name); d < dist {
 			best, dist = s.name, d
 		}
 	}
@@ -315,8 +325,9 @@ func unknown(key string, f format) string {
 	return fmt.Sprintf("%s is not a %s setting; the settings are %s", key, f.what, strings.Join(names, ", "))
 }
 
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
+// Distance is the Levenshtein distance between a and b (for "did you
+// mean" answers).
+func Distance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
