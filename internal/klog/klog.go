@@ -20,16 +20,54 @@ import (
 type Logger struct {
 	kmsg io.WriteCloser
 	Out  io.Writer
+	// echoed: Out is the kernel's console and the kernel prints notices
+	// there itself, so a line written to the kernel log reaches it once
+	// already.
+	echoed bool
 }
 
 // Open returns a logger on the machine's /dev/kmsg (skipped when it cannot
-// be opened) and out.
+// be opened) and out. When out is /dev/console (PID 1's output) and the
+// console's log level lets the kernel print kxboot's notices there, the
+// lines go to the kernel log only: one copy on the console, with the
+// kernel's timestamp.
 func Open(fsys rootfs.FS, out io.Writer) *Logger {
 	l := &Logger{Out: out}
 	if f, err := os.OpenFile(fsys.Path("/dev/kmsg"), os.O_WRONLY|os.O_APPEND, 0); err == nil {
 		l.kmsg = f
+		l.echoed = isConsole(out) && ConsoleLevel(fsys) > noticeLevel
 	}
 	return l
+}
+
+// noticeLevel is the priority kxboot's lines have in the kernel log.
+const noticeLevel = 5
+
+// ConsoleLevel is the console's log level, the first field of
+// /proc/sys/kernel/printk: the kernel prints a message on the console when
+// its priority is below it. 0 when unreadable.
+func ConsoleLevel(fsys rootfs.FS) int {
+	s, err := fsys.ReadString("/proc/sys/kernel/printk")
+	if err != nil {
+		return 0
+	}
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// isConsole says whether w is the kernel's /dev/console (5:1), which PID 1
+// and the init scripts it starts write to.
+func isConsole(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return false
+	}
+	return unix.Major(uint64(st.Rdev)) == 5 && unix.Minor(uint64(st.Rdev)) == 1
 }
 
 // Logf writes one line. In the kernel log it has priority 5 (notice), so
@@ -39,7 +77,9 @@ func (l *Logger) Logf(format string, args ...any) {
 	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
 	if l.kmsg != nil {
 		// One write is one record; the kernel splits nothing.
-		l.kmsg.Write([]byte("<5>" + msg + "\n"))
+		if _, err := l.kmsg.Write([]byte("<5>" + msg + "\n")); err == nil && l.echoed {
+			return
+		}
 	}
 	if l.Out != nil {
 		fmt.Fprintln(l.Out, msg)

@@ -42,3 +42,40 @@ func TestLastChain(t *testing.T) {
 		t.Errorf("LastChain without a kernel log = %q", got)
 	}
 }
+
+// TestLogfOnceOnTheConsole: where the kernel prints kxboot's notices on the
+// console itself, a line written to the kernel log is not written there a
+// second time; where it cannot write the kernel log, it still writes out.
+func TestLogfOnceOnTheConsole(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{"/dev/kmsg": "", "/proc/sys/kernel/printk": "7\t4\t1\t7\n"}, nil)
+	if n := ConsoleLevel(fsys); n != 7 {
+		t.Errorf("ConsoleLevel = %d; want 7", n)
+	}
+	var out bytes.Buffer
+	l := Open(fsys, &out)
+	if l.echoed {
+		t.Error("a buffer is not the console")
+	}
+	l.echoed = true // as on /dev/console with console_loglevel 7
+	l.Logf("kxboot: chain: jumping into %s", "/boot/vmlinuz-B")
+	if out.Len() != 0 {
+		t.Errorf("the console got a second copy: %q", out.String())
+	}
+	l.Close()
+	b, _ := os.ReadFile(fsys.Path("/dev/kmsg"))
+	if string(b) != "<5>kxboot: chain: jumping into /boot/vmlinuz-B\n" {
+		t.Errorf("kmsg got %q", b)
+	}
+	l.Logf("kxboot: chain: after the kernel log closed") // the write fails
+	if out.String() != "kxboot: chain: after the kernel log closed\n" {
+		t.Errorf("with the kernel log gone, out got %q", out.String())
+	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isConsole(&out) || isConsole(null) {
+		t.Error("isConsole takes a buffer or /dev/null (1:3) for /dev/console (5:1)")
+	}
+}
