@@ -263,7 +263,11 @@ func checkLoadDisabled(in Input) Check {
 	const name = "kexec_load_disabled"
 	s, err := in.FS.ReadString("/proc/sys/kernel/kexec_load_disabled")
 	if err != nil {
-		return Check{name, Warn, "kernel.kexec_load_disabled is not readable (is /proc mounted?)", ""}
+		if in.FS.Exists("/proc/sys/kernel") {
+			// /proc is there; the setting exists only with kexec built in.
+			return Check{name, Warn, "there is no kernel.kexec_load_disabled: this kernel was built without kexec (CONFIG_KEXEC_CORE), see the kexec support line", ""}
+		}
+		return Check{name, Warn, "kernel.kexec_load_disabled is not readable: /proc is not mounted", "mount /proc (mount -t proc proc /proc)"}
 	}
 	if n, _ := strconv.Atoi(s); n != 0 {
 		msg := "kernel.kexec_load_disabled is 1: this kernel refuses every kexec load until the next firmware boot (it cannot be set back to 0)"

@@ -312,3 +312,16 @@ func TestCheckHopWatchdog(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckLoadDisabledWithoutKexec(t *testing.T) {
+	// /proc is mounted but the kernel has no kexec: no sysctl to read.
+	fsys := rootfstest.Tree(t, map[string]string{"/proc/sys/kernel/osrelease": "6.1.0\n"}, nil)
+	c := checkLoadDisabled(Input{FS: fsys})
+	if c.Status != Warn || !strings.Contains(c.Message, "built without kexec") || strings.Contains(c.Message, "/proc is not mounted") {
+		t.Errorf("no kexec in the kernel: %+v", c)
+	}
+	c = checkLoadDisabled(Input{FS: rootfstest.Tree(t, map[string]string{"/etc/hostname": "x\n"}, nil)})
+	if !strings.Contains(c.Message, "/proc is not mounted") || c.Remedy == "" {
+		t.Errorf("no /proc: %+v", c)
+	}
+}
