@@ -36,6 +36,9 @@ type Env struct {
 	Euid   func() int
 	Mounts mounts.Sys
 	Runner journal.Runner // the distribution's tools; nil runs them for real
+	// describe, when set, receives each command's flag set instead of
+	// running the command (docs.go).
+	describe func(flagSet)
 }
 
 // Main runs kxboot on the real machine. As PID 1 it is the init wrapper and
@@ -90,7 +93,8 @@ func init() {
 		"reboot-required": {"exit 0 when the next reboot would boot another kernel than the running one (kured's sentinel)", runRebootRequired, false},
 		"metrics":         {"the boot state as Prometheus metrics (--textfile-dir DIR for the node exporter)", runMetrics, false},
 		"watch":           {"the deadline watcher the chain boot starts on the owner's kernel", runWatch, true},
-		"help":            {"list the commands", runHelp, false},
+		"help":            {"list the commands (--man: the manual page)", runHelp, false},
+		"completion":      {"print the shell completion for bash, zsh or fish (kxboot completion bash)", runCompletion, false},
 	}
 }
 
@@ -150,7 +154,16 @@ func Run(args []string, env *Env) int {
 	return 1
 }
 
-func runHelp(env *Env, _ []string) error {
+func runHelp(env *Env, args []string) error {
+	fs := newFlags(env, "help", "[--man]", "List the commands, or with --man print the manual page kxboot(8) (roff), made from the same table.")
+	asMan := fs.Bool("man", false, "print the manual page kxboot(8) in roff (man -l - shows it)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *asMan {
+		manPage(env.Stdout)
+		return nil
+	}
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -169,6 +182,25 @@ func runHelp(env *Env, _ []string) error {
 	fmt.Fprintf(env.Stdout, "Configuration: /etc/default/kxboot, KEY=\"value\" lines with the keys\n  %s\n  and SLOT_<NAME>_KERNEL|INITRD|CMDLINE|ROOT; flags override it (README: Configuration).\n", strings.Join(config.Keys(), " "))
 	fmt.Fprintf(env.Stdout, "Init glue, run by what kxboot install puts in place: %s, and reboot --armed, --jump, --prepare.\n", strings.Join(glue, ", "))
 	return nil
+}
+
+func runCompletion(env *Env, args []string) error {
+	fs := newFlags(env, "completion", "bash|zsh|fish",
+		`Print the completion script for a shell. The packages install them; by hand:
+  kxboot completion bash > /etc/bash_completion.d/kxboot
+  kxboot completion zsh > /usr/local/share/zsh/site-functions/_kxboot
+  kxboot completion fish > /etc/fish/completions/kxboot.fish`)
+	var shell string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		shell, args = args[0], args[1:]
+	}
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if shell == "" {
+		return fmt.Errorf("%w: kxboot completion takes bash, zsh or fish", errUsage)
+	}
+	return completion(env.Stdout, shell)
 }
 
 func version() string {
@@ -193,7 +225,9 @@ func runVersion(env *Env, args []string) error {
 // flagSet is a command's flags, with the terminal its --help goes to.
 type flagSet struct {
 	*flag.FlagSet
-	env *Env
+	env      *Env
+	synopsis string
+	about    string
 }
 
 // newFlags makes a flag set whose --help prints the command's usage.
@@ -224,12 +258,18 @@ func newFlags(env *Env, name, synopsis, about string) flagSet {
 			}
 		}
 	}
-	return flagSet{fs, env}
+	return flagSet{fs, env, synopsis, about}
 }
 
 // parse parses flags; --help goes to stdout and ends the command with
 // status 0; stray arguments are a usage error.
 func (fs flagSet) parse(args []string) error {
+	if fs.env.describe != nil {
+		// Collecting the commands' usage for the man page and the
+		// completions: nothing runs.
+		fs.env.describe(fs)
+		return flag.ErrHelp
+	}
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {
 			fs.SetOutput(fs.env.Stdout)
