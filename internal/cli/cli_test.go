@@ -373,3 +373,22 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorKernel: doctor --kernel checks the kernel named, as the
+// packages' kernel hook runs it, and says when that kernel has no kexec.
+func TestDoctorKernel(t *testing.T) {
+	m := newMachine(t)
+	const noKexec = "6.1.0-99-custom"
+	m.write("/boot/vmlinuz-"+noKexec, testimg.BzImage(32768, noKexec))
+	m.write("/boot/initrd.img-"+noKexec, []byte("initrd"))
+	m.write("/boot/config-"+noKexec, []byte("# CONFIG_KEXEC is not set\n# CONFIG_KEXEC_FILE is not set\n"))
+	m.run("doctor", "--kernel", "/boot/vmlinuz-"+noKexec)
+	out := m.out.String()
+	if !strings.Contains(out, "/boot/vmlinuz-"+noKexec+" is an x86 bzImage") || !strings.Contains(out, noKexec+" was built without kexec") {
+		t.Errorf("doctor --kernel:\n%s", out)
+	}
+	m.run("doctor", "--kernel", "/boot/vmlinuz-"+newest)
+	if out := m.out.String(); !strings.Contains(out, newest+" has kexec") {
+		t.Errorf("doctor --kernel (a kernel with kexec):\n%s", out)
+	}
+}

@@ -113,6 +113,9 @@ func Run(in Input) []Check {
 	p := boot.Base
 	size, c := checkKernel(in, p)
 	add(c)
+	if c, ok := checkNextKexec(in, p, release); ok {
+		add(c)
+	}
 	isize, c := checkInitrds(in, p)
 	add(c)
 	add(checkRootDevice(in, p))
@@ -420,6 +423,25 @@ func checkKernel(in Input, p plan.Plan) (int64, Check) {
 		rel = " " + p.Release
 	}
 	return size, Check{name, OK, fmt.Sprintf("%s is an %s%s (from %s)", p.Kernel, info.Kind, rel, p.KernelFrom), ""}
+}
+
+// checkNextKexec says whether the kernel to be loaded, when it is not the
+// running one and its build options are in /boot, has kexec itself: from a
+// kernel without it, kxboot can neither fast-reboot nor hop again.
+func checkNextKexec(in Input, p plan.Plan, running string) (Check, bool) {
+	const name = "next kernel's kexec"
+	if p.Release == "" || p.Release == running {
+		return Check{}, false
+	}
+	opts, from := kernelConfig(in.FS, p.Release)
+	if opts == nil || from != "/boot/config-"+p.Release {
+		return Check{}, false
+	}
+	if opts["CONFIG_KEXEC"] != "y" && opts["CONFIG_KEXEC_FILE"] != "y" {
+		return Check{name, Warn, fmt.Sprintf("%s was built without kexec (neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE in %s): once it runs, no fast reboot or hop can start from it", p.Release, from),
+			"install a kernel built with CONFIG_KEXEC_FILE (most distribution kernels are)"}, true
+	}
+	return Check{name, OK, fmt.Sprintf("%s has kexec (%s)", p.Release, from), ""}, true
 }
 
 func checkInitrds(in Input, p plan.Plan) (int64, Check) {
