@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X github.com/kxboot/kxboot/internal/cli.Version=$(VERSION)
 
-.PHONY: build test unit e2e e2e-quick demo deps prepare vet fuzz clean
+.PHONY: build test unit e2e e2e-quick demo deps prepare vet fuzz clean package
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o kxboot ./cmd/kxboot
@@ -60,6 +60,32 @@ demo: deps
 
 clean:
 	rm -f kxboot
+	rm -rf dist
+
+# Packages: .deb, .rpm and .apk for amd64 and arm64 in $(DIST), with the
+# static binary, kxboot(8), the bash, zsh and fish completions, the README
+# and the kernel hook (packaging/). nfpm is a build tool, run with go run at
+# a pinned version, never linked into kxboot. Needs Go and the module proxy
+# only; packaging/packaging_test.go reads the packages back.
+NFPM := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DIST ?= dist
+# A tag vX.Y.Z gives X.Y.Z; without one, 0.0.N with N the number of commits,
+# a version that dpkg, rpm and apk all accept.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null); if [ -n "$$v" ]; then echo $${v#v}; else echo 0.0.$$(git rev-list --count HEAD 2>/dev/null || echo 0); fi)
+package:
+	rm -rf $(DIST) && mkdir -p $(DIST)/completions $(DIST)/amd64 $(DIST)/arm64
+	for a in amd64 arm64; do CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/$$a/kxboot ./cmd/kxboot || exit 1; done
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/kxboot-host ./cmd/kxboot
+	$(DIST)/kxboot-host help --man | gzip -9n > $(DIST)/kxboot.8.gz
+	$(DIST)/kxboot-host completion bash > $(DIST)/completions/kxboot.bash
+	$(DIST)/kxboot-host completion zsh > $(DIST)/completions/_kxboot
+	$(DIST)/kxboot-host completion fish > $(DIST)/completions/kxboot.fish
+	rm $(DIST)/kxboot-host
+	for a in amd64 arm64; do \
+		sed -e "s|\$${ARCH}|$$a|g" -e "s|\$${DIST}|$(DIST)|g" -e "s|\$${VERSION}|$(PKG_VERSION)|g" packaging/nfpm.yaml > $(DIST)/nfpm-$$a.yaml; \
+		for p in deb rpm apk; do $(NFPM) package --config $(DIST)/nfpm-$$a.yaml --packager $$p --target $(DIST)/ || exit 1; done; \
+	done
+	ls -l $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.apk
 
 # The fast reboot benchmark (not a test): a firmware reboot, kxboot's and
 # the kexec-tools recipe, timed in Debian guests; a Markdown table on
