@@ -155,3 +155,39 @@ func TestPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelHook runs the kernel hook as a kernel package's postinst runs
+// it, with a kxboot on PATH that answers doctor as on a machine whose new
+// kernel has no kexec: the hook repeats the kernel's problems on stderr
+// with the fix, leaves out the machine's other lines, and exits 0.
+func TestKernelHook(t *testing.T) {
+	dir := t.TempDir()
+	fake := `#!/bin/sh
+[ "$1 $2 $3" = "doctor --kernel $KX_IMAGE" ] || { echo "called with $*" >&2; exit 9; }
+cat <<'END'
+ok    root                running as root
+warn  watchdog            no hardware watchdog
+ok    kernel              /boot/vmlinuz-6.1.0-99 is an x86 bzImage 6.1.0-99
+warn  next kernel's kexec 6.1.0-99 was built without kexec
+                          fix: install a kernel built with CONFIG_KEXEC_FILE
+fail  lockdown            the kernel is in lockdown (integrity)
+END
+exit 1
+`
+	os.WriteFile(filepath.Join(dir, "kxboot"), []byte(fake), 0o755)
+	img := filepath.Join(dir, "vmlinuz-6.1.0-99") // the hook runs only for an image that exists
+	os.WriteFile(img, nil, 0o644)
+	cmd := exec.Command(tool(t, "sh"), "kernel-postinst", "6.1.0-99", img)
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "KX_IMAGE="+img)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the hook failed (%v): a kernel install must never fail because of kxboot\n%s", err, stderr.String())
+	}
+	want := "kxboot: 6.1.0-99: warn  next kernel's kexec 6.1.0-99 was built without kexec\n" +
+		"kxboot: 6.1.0-99:                           fix: install a kernel built with CONFIG_KEXEC_FILE\n" +
+		"kxboot: 6.1.0-99: fail  lockdown            the kernel is in lockdown (integrity)\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("the hook printed\nstdout %q\nstderr %q\nwant on stderr %q", stdout.String(), stderr.String(), want)
+	}
+}
