@@ -122,3 +122,21 @@ func TestCompletionZshFish(t *testing.T) {
 }
 
 func itoa(n int) string { return string(rune('0' + n)) }
+
+// TestSynopsesComplete: every flag people use appears in its command's
+// synopsis (the init glue is left out of both).
+func TestSynopsesComplete(t *testing.T) {
+	for _, d := range describeCommands() {
+		for _, f := range d.Flags {
+			if f.Glue {
+				if strings.Contains(d.Synopsis, "--"+f.Name) {
+					t.Errorf("kxboot %s: the synopsis %q shows the init glue --%s", d.Name, d.Synopsis, f.Name)
+				}
+				continue
+			}
+			if !regexp.MustCompile(`--` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(d.Synopsis) {
+				t.Errorf("kxboot %s: the synopsis %q lacks --%s", d.Name, d.Synopsis, f.Name)
+			}
+		}
+	}
+}

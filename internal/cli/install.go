@@ -24,7 +24,7 @@ func runInstall(env *Env, args []string) error {
 			return errUsage
 		}
 	}
-	fs := newFlags(env, "install chain", "[--mode auto|wrapper|systemd|sysvinit|openrc] [--kernel K] [--initrd I ...] [--append A]",
+	fs := newFlags(env, "install chain", "[--mode auto|wrapper|systemd|sysvinit|openrc] [--kernel K] [--initrd I ...] [--append A] [--binary B] [--json]",
 		`Make the machine hop into the configured kernel at every boot.
 wrapper: kxboot stands in for /sbin/init (dpkg-divert on Debian and Ubuntu)
          and runs before any service; the earliest.
@@ -75,7 +75,7 @@ func binary(env *Env, flagged string) (string, error) {
 }
 
 func runInstallReboot(env *Env, args []string) error {
-	fs := newFlags(env, "install reboot", "[--binary B]",
+	fs := newFlags(env, "install reboot", "[--binary B] [--json]",
 		`Make reboot, shutdown -r and systemctl reboot go through kexec into the next
 kernel, skipping the firmware; poweroff and halt stay as they are.
 systemd: kxboot-reboot.service loads the kernel when it is stopped at shutdown
