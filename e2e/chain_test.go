@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kxboot/kxboot/e2e/internal/harness"
+	"github.com/kxboot/kxboot/internal/testimg"
 )
 
 // chainLib is sourced by every boot script: kx_snap lists the system files an install touches, with type,
@@ -69,11 +72,16 @@ type chainCase struct {
 	// snapshot shows that /sbin, the diversions and the services are byte
 	// for byte those that the first boot booted with.
 	after bool
+	// deb installs kxboot from its .deb (make package) instead of copying
+	// the binary, and takes it out with apt-get purge instead of kxboot
+	// uninstall: the purge must leave no diversion, unit or file behind,
+	// and the boot after comes up on the original init.
+	deb bool
 }
 
 var chainCases = []chainCase{
 	{name: "wrapper-systemd", flavour: harness.Systemd, mode: "wrapper", initPkg: "systemd-sysv", initrd: true},
-	{name: "wrapper-sysvinit", flavour: harness.Sysvinit, mode: "wrapper", initPkg: "sysvinit-core", after: true},
+	{name: "wrapper-sysvinit", flavour: harness.Sysvinit, mode: "wrapper", initPkg: "sysvinit-core", after: true, deb: true},
 	{name: "systemd", flavour: harness.Systemd, mode: "systemd", deadline: true},
 	{name: "sysvinit", flavour: harness.Sysvinit, mode: "sysvinit", breakWith: "kernel"},
 	// OpenRC's chain service is the same on every layout; it runs here
@@ -175,12 +183,34 @@ echo KNOWN_GOOD=no >>/etc/default/kxboot`, "boot on: kernel /boot/vmlinuz-gone d
 	if c.after {
 		last = "kx_reset"
 	}
+	bin, getKxboot, takeOut := "/usr/local/sbin/kxboot", "", `step uninstall kxboot uninstall
+step uninstall2 kxboot uninstall
+`
+	if c.deb {
+		bin = "/usr/sbin/kxboot"
+		extra = append(extra,
+			harness.GuestFile{Path: "/var/cache/kxtest/kxboot.deb", HostPath: kxbootDeb(t)},
+			harness.GuestFile{Path: "/var/cache/kxtest/hook-kernel.deb", HostPath: hookKernelDeb(t, t.TempDir())})
+		// A kernel package runs the package's kernel hook, whose warning
+		// shows in dpkg's output; the package goes again at once.
+		getKxboot = `step dpkg dpkg -i /var/cache/kxtest/kxboot.deb
+dpkg -L kxboot >/root/kxboot.files
+step kernelhook dpkg -i /var/cache/kxtest/hook-kernel.deb
+dpkg --purge kxtest-hook-kernel >/dev/null
+`
+		takeOut = `step uninstall env DEBIAN_FRONTEND=noninteractive apt-get purge -y kxboot
+step gone sh -c '! command -v kxboot'
+step divertlist sh -c 'dpkg-divert --list | grep kxboot; true'
+step leftover sh -c 'while read -r f; do [ -d "$f" ] || [ ! -e "$f" ] || echo "$f"; done </root/kxboot.files'
+`
+	} else {
+		extra = append(extra, harness.GuestFile{Path: bin, Mode: 0o755, HostPath: kxboot(t)})
+	}
 	files := append(extra,
-		harness.GuestFile{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kxboot(t)},
 		harness.GuestFile{Path: "/usr/local/lib/kxtest/chain.sh", Mode: 0o644, Data: []byte(chainLib)},
 		harness.BootScript(install, `. /usr/local/lib/kxtest/chain.sh
 kx_snap >/root/before
-step install kxboot install chain --mode `+c.mode+` --kernel `+kB+` --initrd `+iB+`
+`+getKxboot+`step install kxboot install chain --mode `+c.mode+` --kernel `+kB+` --initrd `+iB+`
 cp /etc/default/kxboot /root/kxboot.installed
 step dryrun kxboot chain --dry-run
 sed -i 's/^ABORT_SECONDS=.*/ABORT_SECONDS="1"/' /etc/default/kxboot
@@ -193,9 +223,7 @@ step status kxboot status
 kx_reset`),
 		harness.BootScript(key, `. /usr/local/lib/kxtest/chain.sh
 step status kxboot status
-step uninstall kxboot uninstall
-step uninstall2 kxboot uninstall
-kx_snap >/root/after
+`+takeOut+`kx_snap >/root/after
 step diff diff /root/before /root/after
 `+last),
 	)
@@ -217,6 +245,7 @@ kx_reset`))
 	}
 	if after != 0 {
 		files = append(files, harness.BootScript(after, `step status kxboot status
+step gone sh -c '! command -v kxboot'
 kx_off`))
 	}
 	dg := startDisk(t, img, func(o *harness.Options) {
@@ -239,6 +268,12 @@ kx_off`))
 	}
 
 	s := check(install, a.Release)
+	if c.deb {
+		dg.ok("1", "dpkg")
+		if st := dg.ok("1", "kernelhook"); !strings.Contains(st.Stderr(), "kxboot: "+hookRelease+": warn  next kernel's kexec "+hookRelease+" was built without kexec") {
+			dg.errorf("installing a kernel package without kexec: dpkg said\n%s\n%s\nwant the kernel hook's warning", st.Stdout(), st.Stderr())
+		}
+	}
 	dg.ok("1", "install")
 	if st := dg.ok("1", "dryrun"); !strings.HasPrefix(st.Stdout(), "kxboot chain: would hop: booting "+kB) || len(st.Out) != 1 {
 		dg.errorf("kxboot chain --dry-run: %q; want one line that it would hop into %s", st.Stdout(), kB)
@@ -258,7 +293,7 @@ kx_off`))
 	status(s, hop, "installed:  chain "+c.mode)
 	if c.initPkg != "" {
 		dg.ok("2", "reinstall")
-		if got := dg.ok("2", "initlink").Stdout(); got != "/usr/local/sbin/kxboot" {
+		if got := dg.ok("2", "initlink").Stdout(); got != bin {
 			dg.errorf("after reinstalling %s, /sbin/init leads to %q; want the wrapper", c.initPkg, got)
 		}
 		dg.ok("2", "orig")
@@ -300,7 +335,16 @@ kx_off`))
 	status(s, key, "this boot:  boot on: a key was pressed on ttyS0")
 	k := fmt.Sprint(key)
 	dg.ok(k, "uninstall")
-	if st := dg.ok(k, "uninstall2"); !strings.Contains(st.Stdout(), "not installed; nothing to undo") {
+	if c.deb {
+		// apt-get purge ran kxboot uninstall (prerm) and took the files.
+		dg.ok(k, "gone")
+		if st := dg.step(k, "divertlist"); st.Stdout() != "" {
+			dg.errorf("after apt-get purge kxboot, dpkg-divert --list still has %q", st.Stdout())
+		}
+		if st := dg.step(k, "leftover"); st.Stdout() != "" {
+			dg.errorf("after apt-get purge kxboot, files of the package remain: %q", st.Stdout())
+		}
+	} else if st := dg.ok(k, "uninstall2"); !strings.Contains(st.Stdout(), "not installed; nothing to undo") {
 		dg.errorf("a second uninstall said %q", st.Stdout())
 	}
 	if st := dg.step(k, "diff"); st.RC != 0 {
@@ -308,7 +352,11 @@ kx_off`))
 	}
 	if after != 0 {
 		s = check(after, a.Release)
-		status(s, after, "installed:  nothing")
+		if c.deb {
+			dg.ok(fmt.Sprint(after), "gone")
+		} else {
+			status(s, after, "installed:  nothing")
+		}
 		if pid1, _ := s.Get("pid1"); pid1 != map[string]string{harness.Systemd: "systemd", harness.Sysvinit: "init"}[c.flavour] {
 			dg.errorf("boot %d: PID 1 is %q after the uninstall; want the original init", after, pid1)
 		}
@@ -330,4 +378,42 @@ kx_off`))
 	if strings.Join(ks, " ") != strings.Join(want, " ") || dg.g.Hops() != hops {
 		dg.errorf("kernels started: %v (%d hops); want %v, %d hops", ks, dg.g.Hops(), want, hops)
 	}
+}
+
+// hookRelease is the kernel of hookKernelDeb.
+const hookRelease = "6.1.0-99-nokexec"
+
+// hookKernelDeb builds a kernel package whose kernel has no kexec (its
+// /boot/config says so) and whose postinst runs the kernel hooks as
+// Debian's linux-image packages do (run-parts with the version and the
+// image), limited to kxboot's: the image's other hooks would build an
+// initramfs for a kernel without modules.
+func hookKernelDeb(t *testing.T, dir string) string {
+	t.Helper()
+	tree := filepath.Join(dir, "kxtest-hook-kernel")
+	for _, d := range []string{"DEBIAN", "boot"} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control := "Package: kxtest-hook-kernel\nVersion: 1\nArchitecture: amd64\nMaintainer: kxboot e2e <e2e@kxboot.invalid>\nDescription: a kernel without kexec (kxboot's kernel hook case)\n"
+	postinst := "#!/bin/sh\nset -e\n[ \"$1\" = configure ] || exit 0\nrun-parts --report --regex '^zz-kxboot$' --arg=" + hookRelease + " --arg=/boot/vmlinuz-" + hookRelease + " /etc/kernel/postinst.d\n"
+	for p, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"DEBIAN/control":              {[]byte(control), 0o644},
+		"DEBIAN/postinst":             {[]byte(postinst), 0o755},
+		"boot/vmlinuz-" + hookRelease: {testimg.BzImage(16384, hookRelease), 0o644},
+		"boot/config-" + hookRelease:  {[]byte("# CONFIG_KEXEC is not set\n# CONFIG_KEXEC_FILE is not set\n"), 0o644},
+	} {
+		if err := os.WriteFile(filepath.Join(tree, p), f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deb := filepath.Join(dir, "kxtest-hook-kernel_1_amd64.deb")
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
 }

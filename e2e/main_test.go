@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -119,6 +120,40 @@ func kxbootOf(t *testing.T, arch harness.Arch) string {
 	}
 	kxbootPath[arch.GOARCH] = p
 	return p
+}
+
+var (
+	debOnce sync.Once
+	debPath string
+	debErr  error
+)
+
+// kxbootDeb builds kxboot's amd64 .deb once per run, as make package does.
+func kxbootDeb(t *testing.T) string {
+	t.Helper()
+	debOnce.Do(func() {
+		root, err := harness.ModuleRoot()
+		if err != nil {
+			debErr = err
+			return
+		}
+		dist := filepath.Join(buildDir, "dist")
+		out, err := exec.Command("make", "-C", root, "package", "DIST="+dist).CombinedOutput()
+		if err != nil {
+			debErr = fmt.Errorf("make package: %v\n%s", err, out)
+			return
+		}
+		m, _ := filepath.Glob(filepath.Join(dist, "kxboot_*_amd64.deb"))
+		if len(m) != 1 {
+			debErr = fmt.Errorf("make package made %v; want one amd64 .deb", m)
+			return
+		}
+		debPath = m[0]
+	})
+	if debErr != nil {
+		t.Fatal(debErr)
+	}
+	return debPath
 }
 
 func busybox(t *testing.T) string {
