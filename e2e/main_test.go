@@ -138,7 +138,7 @@ func kxbootDeb(t *testing.T) string {
 			return
 		}
 		dist := filepath.Join(buildDir, "dist")
-		out, err := exec.Command("make", "-C", root, "package", "DIST="+dist).CombinedOutput()
+		out, err := exec.Command("make", "-C", root, "package", "DIST="+dist, "PKG_ARCHES=amd64", "PKG_FORMATS=deb").CombinedOutput()
 		if err != nil {
 			debErr = fmt.Errorf("make package: %v\n%s", err, out)
 			return
