@@ -6,6 +6,9 @@
 //
 //	go run ./e2e/bench [-runs 5] [-out docs/benchmarks.md] [-methods firmware,kxboot,seed] [-console] [-keep] [-seed-as-written]
 //
+// -methods also takes firmware-uefi (the firmware reboot through OVMF) and
+// systemctl-kexec (systemd's kexec reboot with kernel B loaded beforehand).
+//
 // Run it as root from the kxboot module (make bench): it uses the systemd
 // disk image and the kernels of the e2e tests, building or downloading
 // them into /var/cache/kxboot-e2e the first time, and the kexec-tools
@@ -60,7 +63,7 @@ var loadRE = regexp.MustCompile(`kxboot: reboot: loaded (\S+) with (\S+) in ([0-
 func main() {
 	runs := flag.Int("runs", 5, "measured reboots per method")
 	out := flag.String("out", "", "also write the results into this Markdown file, between its bench markers (created if absent)")
-	methods := flag.String("methods", "firmware,kxboot,seed", "the methods to measure, in round-robin order")
+	methods := flag.String("methods", "firmware,kxboot,seed", "the methods to measure, in round-robin order (also: firmware-uefi, systemctl-kexec)")
 	console := flag.Bool("console", false, "print every console line of the guests on stderr")
 	keep := flag.Bool("keep", false, "keep the work directory (the disks and every console log) after a run that succeeded")
 	asWritten := flag.Bool("seed-as-written", false, "leave out the drop-in that stops the seed's kexec-load.service at shutdown (its reboot then goes through the firmware, and the bench fails saying so)")
@@ -103,6 +106,11 @@ type method struct {
 	setup   string   // the script of a first boot that installs the method; "" for none
 	steps   []string // the steps of setup that must succeed
 	notes   []string // said under the table
+	// boot is the guest's firmware path: SeaBIOS and qemu's loader by
+	// default, OVMF (UEFI) for the UEFI firmware baseline.
+	boot harness.BootPath
+	// pre runs in every measured boot before the marker, untimed.
+	pre     string
 	disk    string
 	samples []sample
 }
@@ -132,6 +140,7 @@ func (m *method) rebootBoot(i int) int { return m.setupBoots() + 2*i - 1 }
 
 // bench is one run of the program.
 type bench struct {
+	kx      string // the guests' kxboot, built once
 	a, b    harness.Kernel
 	img     *harness.DiskImage
 	work    string
@@ -203,6 +212,12 @@ func (bn *bench) all(res *results, names string, seedAsWritten bool) error {
 		switch strings.TrimSpace(name) {
 		case "firmware":
 			m = firmware()
+		case "firmware-uefi":
+			m = firmwareUEFI()
+		case "systemctl-kexec":
+			if m, err = bn.systemctlKexec(); err != nil {
+				return err
+			}
 		case "kxboot":
 			if m, err = bn.kxboot(res); err != nil {
 				return err
@@ -212,7 +227,7 @@ func (bn *bench) all(res *results, names string, seedAsWritten bool) error {
 				return err
 			}
 		default:
-			return fmt.Errorf("-methods: unknown method %q; want firmware, kxboot or seed", name)
+			return fmt.Errorf("-methods: unknown method %q; want firmware, firmware-uefi, kxboot, seed or systemctl-kexec", name)
 		}
 		for _, o := range ms {
 			if o.name == m.name {
@@ -259,13 +274,58 @@ func firmware() *method {
 	}
 }
 
-// kxboot installs kxboot's reboot once, then reboots with plain reboot.
-func (bn *bench) kxboot(res *results) (*method, error) {
-	bin := filepath.Join(bn.work, "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
+// firmwareUEFI is firmware through OVMF, the UEFI firmware of QEMU's PC:
+// its own start and the EFI stub's load of -kernel, which SeaBIOS does not
+// have; a server's UEFI firmware adds its POST, option ROMs and netboot.
+func firmwareUEFI() *method {
+	return &method{
+		name:    "firmware-uefi",
+		label:   "firmware reboot through UEFI (OVMF), nothing installed",
+		command: "systemctl reboot",
+		boot:    harness.BootUEFI,
+		notes: []string{"firmware-uefi: as firmware, with OVMF (Debian's ovmf, " + harness.AMD64.UEFI + ") as the guest's firmware " +
+			"instead of SeaBIOS: every boot of this method, the measured one included, goes through OVMF and the kernel's EFI stub."},
+	}
+}
+
+// systemctlKexec is the lower bound of a kexec reboot on systemd: kernel B
+// is loaded before the marker (kxboot load, untimed), and the reboot is
+// systemd's own systemctl kexec, which stops the system and jumps.
+func (bn *bench) systemctlKexec() (*method, error) {
+	kx, err := bn.kxbootBinary()
+	if err != nil {
 		return nil, err
 	}
+	kB, iB := "/boot/vmlinuz-"+bn.b.Release, "/boot/initrd.img-"+bn.b.Release
+	return &method{
+		name:    "systemctl-kexec",
+		label:   "`systemctl kexec` with kernel B loaded beforehand",
+		command: "systemctl kexec",
+		kexec:   true,
+		files:   []harness.GuestFile{{Path: "/usr/local/sbin/kxboot", Mode: 0o755, HostPath: kx}},
+		pre:     "kxboot load --kernel " + kB + " --initrd " + iB + " >/dev/null || say load.failed $?",
+		notes: []string{"systemctl-kexec: kernel B loaded with kxboot load before the marker, so the load is not timed; " +
+			"then systemd's own kexec reboot: the least a kexec reboot on systemd can take."},
+	}, nil
+}
+
+// kxbootBinary builds kxboot for the guests once.
+func (bn *bench) kxbootBinary() (string, error) {
+	if bn.kx != "" {
+		return bn.kx, nil
+	}
+	bin := filepath.Join(bn.work, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", err
+	}
 	kx, err := harness.BuildKxboot(bin, harness.AMD64)
+	bn.kx = kx
+	return kx, err
+}
+
+// kxboot installs kxboot's reboot once, then reboots with plain reboot.
+func (bn *bench) kxboot(res *results) (*method, error) {
+	kx, err := bn.kxbootBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -483,6 +543,7 @@ func rebootScript(m *method) string {
 	return `# Let the boot finish first: no start job is left when the reboot comes.
 step settled systemctl is-system-running --wait
 step failed systemctl --failed --plain --no-legend
+` + m.pre + `
 kx_loud
 sync
 echo "` + marker + m.name + `"
@@ -493,6 +554,7 @@ kx_idle`
 // start boots m's disk on kernel A, as the provider does.
 func (bn *bench) start(m *method, log string, w *watch, kernels int) (*harness.Guest, error) {
 	o := bn.img.Boot(m.disk)
+	o.Boot = m.boot
 	o.ConsoleLog = log
 	o.MaxKernels = kernels
 	o.Timeout = sessionTimeout
@@ -531,6 +593,9 @@ func (bn *bench) measure(m *method, i int) (sample, error) {
 	r, err := g.WaitEnd(n+1, bootTimeout)
 	all := harness.Parse(g.Lines())
 	before := all.Stage(strconv.Itoa(n))
+	if rc, ok := before.Get("load.failed"); ok {
+		return fail("the load before the marker failed in the guest with exit status %s", rc)
+	}
 	if rc, ok := before.Get("reboot.failed"); ok {
 		return fail("%q failed in the guest with exit status %s", m.command, rc)
 	}

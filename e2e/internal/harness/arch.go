@@ -52,6 +52,9 @@ var (
 		QEMU: "qemu-system-x86_64", QEMUPackage: "qemu-system-x86",
 		Console: "ttyS0", KernelFlavour: "cloud-amd64", BootParams: true,
 		Params: GuestParams,
+		// OVMF: the fast reboot benchmark's UEFI firmware baseline; no
+		// test boots amd64 through it.
+		UEFI: "/usr/share/ovmf/OVMF.fd", UEFIPackage: "ovmf",
 	}
 	// ARM64 guests: QEMU's virt machine, started with a device tree by
 	// qemu or through edk2 (BootUEFI), a PL011 serial port, Debian's
