@@ -449,10 +449,6 @@ func (e *Engine) amd64SourcesReport() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var total uint64
-	for _, r := range ram {
-		total += r.Size()
-	}
 	how := "a BIOS boot"
 	if e.rsdpFromSystab() != 0 {
 		// kxboot passes no EFI data (kexec-tools' SETUP_EFI): the next
@@ -460,7 +456,7 @@ func (e *Engine) amd64SourcesReport() (string, error) {
 		// EFI runtime services.
 		how = "a UEFI boot: the next kernel gets the ACPI root pointer but not EFI runtime services (no efivars)"
 	}
-	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), firmware memory map from %s (%d entries, %s)", iomemPath, len(ram), total>>20, memmapDir, len(e820), how), nil
+	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), firmware memory map from %s (%d entries, %s)", iomemPath, len(ram), totalSize(ram)>>20, memmapDir, len(e820), how), nil
 }
 
 // loadAMD64 builds the amd64 segments and loads them with kexec_load. The
@@ -470,23 +466,30 @@ func (e *Engine) loadAMD64(kernel, initrd *os.File, r Request) error {
 	if err != nil {
 		return fmt.Errorf("cannot load %s with kexec_load: %w", r.Kernel, err)
 	}
+	running, _ := e.FS.ReadFile(bootParamsPath)
+	return e.kexecLoad(kernel, initrd, r, func(kmap, imap []byte) (uint64, []Segment, error) {
+		p, err := buildAMD64(amd64Load{
+			Name: r.Kernel, Kernel: kmap, Initrd: imap, Cmdline: r.Cmdline,
+			E820: e820, RAM: ram, Running: running, RSDP: e.rsdpFromSystab(), Rand: e.random(),
+		})
+		return p.Entry, p.Segments, err
+	})
+}
+
+// kexecLoad maps the kernel and the initrd, has build make the segments
+// from the mappings, and loads them with kexec_load, except in a dry run;
+// the mappings last until the kernel has copied the segments.
+func (e *Engine) kexecLoad(kernel, initrd *os.File, r Request, build func(kmap, imap []byte) (entry uint64, segs []Segment, err error)) error {
 	kmap, imap, unmap, err := mapBoth(kernel, initrd, r.Kernel)
 	if err != nil {
 		return err
 	}
 	defer unmap()
-	running, _ := e.FS.ReadFile(bootParamsPath)
-	p, err := buildAMD64(amd64Load{
-		Name: r.Kernel, Kernel: kmap, Initrd: imap, Cmdline: r.Cmdline,
-		E820: e820, RAM: ram, Running: running, RSDP: e.rsdpFromSystab(), Rand: e.random(),
-	})
-	if err != nil {
+	entry, segs, err := build(kmap, imap)
+	if err != nil || r.DryRun {
 		return err
 	}
-	if r.DryRun {
-		return nil
-	}
-	return e.explain(e.Sys.KexecLoad(p.Entry, p.Segments), "kexec_load", r)
+	return e.explain(e.Sys.KexecLoad(entry, segs), "kexec_load", r)
 }
 
 // mapBoth maps the kernel and the initrd (nil for none or an empty one);

@@ -223,23 +223,14 @@ func (e *Engine) loadArm64(kernel, initrd *os.File, r Request) error {
 	if err != nil {
 		return fmt.Errorf("cannot load %s with kexec_load: %w", r.Kernel, err)
 	}
-	kmap, imap, unmap, err := mapBoth(kernel, initrd, r.Kernel)
-	if err != nil {
-		return err
-	}
-	defer unmap()
-	p, err := buildArm64(arm64Load{
-		Name: r.Kernel, Kernel: kmap, Initrd: imap, Cmdline: r.Cmdline,
-		FDT: tree, FDTName: fdtPath, RAM: ram,
-		PageSize: uint64(os.Getpagesize()), Rand: e.random(),
+	return e.kexecLoad(kernel, initrd, r, func(kmap, imap []byte) (uint64, []Segment, error) {
+		p, err := buildArm64(arm64Load{
+			Name: r.Kernel, Kernel: kmap, Initrd: imap, Cmdline: r.Cmdline,
+			FDT: tree, FDTName: fdtPath, RAM: ram,
+			PageSize: uint64(os.Getpagesize()), Rand: e.random(),
+		})
+		return p.Entry, p.Segments, err
 	})
-	if err != nil {
-		return err
-	}
-	if r.DryRun {
-		return nil
-	}
-	return e.explain(e.Sys.KexecLoad(p.Entry, p.Segments), "kexec_load", r)
 }
 
 // random is where the next kernel's seeds come from.
@@ -275,10 +266,6 @@ func (e *Engine) SegmentSources() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var total uint64
-	for _, r := range ram {
-		total += r.Size()
-	}
 	tree, err := fdt.Parse(blob)
 	if err != nil {
 		return "", fmt.Errorf("%s cannot be read: %v", fdtPath, err)
@@ -289,5 +276,5 @@ func (e *Engine) SegmentSources() (string, error) {
 			how = "a UEFI boot: the tree's EFI memory map properties are passed on, so the next kernel finds its memory"
 		}
 	}
-	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), device tree from %s (%d bytes, %s)", iomemPath, len(ram), total>>20, fdtPath, len(blob), how), nil
+	return fmt.Sprintf("RAM from %s (%d free ranges, %d MiB), device tree from %s (%d bytes, %s)", iomemPath, len(ram), totalSize(ram)>>20, fdtPath, len(blob), how), nil
 }

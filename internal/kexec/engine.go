@@ -122,6 +122,12 @@ func (e *Engine) Load(r Request) (Result, error) {
 	if method == "" {
 		method = Auto
 	}
+	// A dry run asks the kernel which calls it has (loading nothing)
+	// where a load would call them.
+	probeFile, probeLoad := Unknown, Unknown
+	if r.DryRun {
+		probeFile, probeLoad = e.Syscalls()
+	}
 	lock := e.lockdown()
 	if method == Segments && lock != "" {
 		return res, fmt.Errorf("cannot load %s with kexec_load: the kernel is in lockdown (%s), which allows only kexec_file_load of a signed kernel; use --syscall file with a signed kernel", r.Kernel, lock)
@@ -133,10 +139,8 @@ func (e *Engine) Load(r Request) (Result, error) {
 			initrdFd = int(initrd.Fd())
 		}
 		if r.DryRun {
-			// The kernel is not asked to load; whether it has the call
-			// decides what a load would do.
 			err = nil
-			if file, _ := e.Syscalls(); file == No {
+			if probeFile == No {
 				err = unix.ENOSYS
 			}
 		} else {
@@ -159,10 +163,8 @@ func (e *Engine) Load(r Request) (Result, error) {
 		}
 	}
 	res.Syscall = "kexec_load"
-	if r.DryRun {
-		if _, load := e.Syscalls(); load == No {
-			return res, e.explain(unix.ENOSYS, res.Syscall, r)
-		}
+	if r.DryRun && probeLoad == No {
+		return res, e.explain(unix.ENOSYS, res.Syscall, r)
 	}
 	if e.MachineArch() == "arm64" {
 		return res, e.loadArm64(kernel, initrd, r)

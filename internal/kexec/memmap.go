@@ -70,6 +70,15 @@ func ramFromIOMem(b []byte, name string) ([]Range, error) {
 	return ram, nil
 }
 
+// totalSize is the sum of the ranges' sizes.
+func totalSize(rs []Range) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Size()
+	}
+	return n
+}
+
 // merge sorts ranges and joins those that overlap or touch.
 func merge(rs []Range) []Range {
 	rs = slices.Clone(rs)

@@ -81,7 +81,7 @@ func (l *Logger) Logf(format string, args ...any) {
 	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
 	if l.kmsg != nil {
 		// One write is one record; the kernel splits nothing.
-		if _, err := l.kmsg.Write([]byte("<5>" + msg + "\n")); err == nil && l.echoed {
+		if _, err := l.kmsg.Write([]byte("<" + strconv.Itoa(noticeLevel) + ">" + msg + "\n")); err == nil && l.echoed {
 			return
 		}
 	}
