@@ -170,17 +170,15 @@ func runHelp(env *Env, args []string) error {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(env.Stdout, "kxboot boots the kernel you choose through kexec.\n\nUsage: kxboot <command> [flags]\n\nCommands:\n")
-	var glue []string
 	for _, n := range names {
 		if commands[n].glue {
-			glue = append(glue, n)
 			continue
 		}
 		fmt.Fprintf(env.Stdout, "  %-15s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(env.Stdout, "\nRun kxboot <command> --help for the flags of a command.\n")
 	fmt.Fprintf(env.Stdout, "Configuration: /etc/default/kxboot, KEY=\"value\" lines with the keys\n  %s\n  and SLOT_<NAME>_KERNEL|INITRD|CMDLINE|ROOT; flags override it (README: Configuration).\n", strings.Join(config.Keys(), " "))
-	fmt.Fprintf(env.Stdout, "Init glue, run by what kxboot install puts in place: %s, and reboot --armed, --jump, --prepare.\n", strings.Join(glue, ", "))
+	fmt.Fprintf(env.Stdout, "Init glue, run by what kxboot install puts in place: %s.\n", glueLine(describeCommands()))
 	return nil
 }
 
@@ -248,8 +246,8 @@ func newFlags(env *Env, name, synopsis, about string) flagSet {
 					return
 				}
 				def := ""
-				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(f.Usage, "default") {
-					def = fmt.Sprintf(" (default %s)", f.DefValue)
+				if d := shownDefault(f); d != "" {
+					def = fmt.Sprintf(" (default %s)", d)
 				}
 				fmt.Fprintf(out, "  --%-10s %s%s\n", f.Name, f.Usage, def)
 			})

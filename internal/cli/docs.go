@@ -74,10 +74,7 @@ func describeCommands() []cmdDoc {
 				d.Name, d.Synopsis, d.About = got.Name(), got.synopsis, got.about
 				got.VisitAll(func(f *flag.Flag) {
 					b, _ := f.Value.(interface{ IsBoolFlag() bool })
-					fd := flagDoc{Name: f.Name, Usage: f.Usage, Bool: b != nil && b.IsBoolFlag(), Glue: strings.HasPrefix(f.Usage, glueUsage)}
-					if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
-						fd.Default = f.DefValue
-					}
+					fd := flagDoc{Name: f.Name, Usage: f.Usage, Default: shownDefault(f), Bool: b != nil && b.IsBoolFlag(), Glue: strings.HasPrefix(f.Usage, glueUsage)}
 					d.Flags = append(d.Flags, fd)
 				})
 			}
@@ -85,6 +82,37 @@ func describeCommands() []cmdDoc {
 		}
 	}
 	return docs
+}
+
+// shownDefault is the default a flag's help names: none for an empty,
+// false or zero default, or where the usage says its default itself.
+func shownDefault(f *flag.Flag) string {
+	if f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || strings.Contains(f.Usage, "default") {
+		return ""
+	}
+	return f.DefValue
+}
+
+// glueLine names the init glue, commands and flags, in one line:
+// "watch, and reboot --armed, --jump, --prepare".
+func glueLine(docs []cmdDoc) string {
+	var cmds, flags []string
+	for _, d := range docs {
+		if d.Glue {
+			cmds = append(cmds, d.Name)
+			continue
+		}
+		var fs []string
+		for _, f := range d.Flags {
+			if f.Glue {
+				fs = append(fs, "--"+f.Name)
+			}
+		}
+		if len(fs) > 0 {
+			flags = append(flags, d.Name+" "+strings.Join(fs, ", "))
+		}
+	}
+	return strings.Join(append(cmds, "and "+strings.Join(flags, "; ")), ", ")
 }
 
 // roff escapes text for a man page line.
@@ -156,7 +184,7 @@ have written.`)
 					arg = " " + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 				}
 				fmt.Fprintf(w, ".TP\n.B \\-\\-%s%s\n%s", roff(f.Name), roff(arg), roff(f.Usage))
-				if f.Default != "" && !strings.Contains(f.Usage, "default") {
+				if f.Default != "" {
 					fmt.Fprintf(w, " (default %s)", roff(f.Default))
 				}
 				fmt.Fprintln(w)
