@@ -390,28 +390,36 @@ const hookRelease = "6.1.0-99-nokexec"
 // initramfs for a kernel without modules.
 func hookKernelDeb(t *testing.T, dir string) string {
 	t.Helper()
-	tree := filepath.Join(dir, "kxtest-hook-kernel")
-	for _, d := range []string{"DEBIAN", "boot"} {
-		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	control := "Package: kxtest-hook-kernel\nVersion: 1\nArchitecture: amd64\nMaintainer: kxboot e2e <e2e@kxboot.invalid>\nDescription: a kernel without kexec (kxboot's kernel hook case)\n"
 	postinst := "#!/bin/sh\nset -e\n[ \"$1\" = configure ] || exit 0\nrun-parts --report --regex '^zz-kxboot$' --arg=" + hookRelease + " --arg=/boot/vmlinuz-" + hookRelease + " /etc/kernel/postinst.d\n"
-	for p, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
-		"DEBIAN/control":              {[]byte(control), 0o644},
+	return fakeDeb(t, dir, "kxtest-hook-kernel", "a kernel without kexec (kxboot's kernel hook case)", map[string]debFile{
 		"DEBIAN/postinst":             {[]byte(postinst), 0o755},
 		"boot/vmlinuz-" + hookRelease: {testimg.BzImage(16384, hookRelease), 0o644},
 		"boot/config-" + hookRelease:  {[]byte("# CONFIG_KEXEC is not set\n# CONFIG_KEXEC_FILE is not set\n"), 0o644},
-	} {
+	})
+}
+
+// debFile is one file of a package fakeDeb builds.
+type debFile struct {
+	data []byte
+	mode os.FileMode
+}
+
+// fakeDeb builds the amd64 package pkg, version 1, with files (paths in the
+// package's tree, DEBIAN/ for its control scripts) and returns its path.
+func fakeDeb(t *testing.T, dir, pkg, description string, files map[string]debFile) string {
+	t.Helper()
+	tree := filepath.Join(dir, pkg)
+	control := "Package: " + pkg + "\nVersion: 1\nArchitecture: amd64\nMaintainer: kxboot e2e <e2e@kxboot.invalid>\nDescription: " + description + "\n"
+	files["DEBIAN/control"] = debFile{[]byte(control), 0o644}
+	for p, f := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tree, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(tree, p), f.data, f.mode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deb := filepath.Join(dir, "kxtest-hook-kernel_1_amd64.deb")
+	deb := filepath.Join(dir, pkg+"_1_amd64.deb")
 	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb: %v\n%s", err, out)
 	}

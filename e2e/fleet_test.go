@@ -349,13 +349,6 @@ func checkMetrics(t *testing.T, who, prom string, want map[string]float64, line 
 // not a program, so the kernel finds no working init and panics.
 func badKernelDeb(t *testing.T, dir string, b harness.Kernel) string {
 	t.Helper()
-	tree := filepath.Join(dir, "kxtest-bad-kernel")
-	for _, d := range []string{"DEBIAN", "boot"} {
-		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	control := "Package: kxtest-bad-kernel\nVersion: 1\nArchitecture: amd64\nMaintainer: kxboot e2e <e2e@kxboot.invalid>\nDescription: a kernel that never confirms (kxboot's fleet case)\n"
 	var initrd bytes.Buffer
 	w := cpio.NewWriter(&initrd)
 	w.File("init", 0o755, []byte("this is not a program\n"))
@@ -366,16 +359,10 @@ func badKernelDeb(t *testing.T, dir string, b harness.Kernel) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, data := range map[string][]byte{"DEBIAN/control": []byte(control), "boot/vmlinuz-" + badRelease: img, "boot/initrd.img-" + badRelease: initrd.Bytes()} {
-		if err := os.WriteFile(filepath.Join(tree, p), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deb := filepath.Join(dir, "kxtest-bad-kernel_1_amd64.deb")
-	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb: %v\n%s", err, out)
-	}
-	return deb
+	return fakeDeb(t, dir, "kxtest-bad-kernel", "a kernel that never confirms (kxboot's fleet case)", map[string]debFile{
+		"boot/vmlinuz-" + badRelease:    {img, 0o644},
+		"boot/initrd.img-" + badRelease: {initrd.Bytes(), 0o644},
+	})
 }
 
 // freePort is a TCP port of 127.0.0.1 free now.
