@@ -190,6 +190,11 @@ func TestFleetAnsible(t *testing.T) {
 		}
 		h.dg.resetsWere(2, 0)
 		h.dg.wasClean(2)
+		// The role's install reboot preloaded B (REBOOT_PRELOAD=auto: its
+		// 27 MB are less than 1/32 of the guest's RAM); the shutdown kept it.
+		if con := h.dg.g.Console(); !strings.Contains(con, "kxboot: reboot: kept /boot/vmlinuz-"+b.Release+", preloaded at ") {
+			h.dg.errorf("%s: the shutdown did not keep the preloaded kernel:\n%s", h.name, tail(con, 40))
+		}
 		if !recap(out, h.name, "failed=0") {
 			t.Errorf("%s: the recap does not say failed=0", h.name)
 		}
@@ -234,6 +239,11 @@ func TestFleetAnsible(t *testing.T) {
 	}
 	h1.dg.at(3, a.Release)
 	h1.dg.resetsWere(3, 1)
+	// B was preloaded at boot 2's mark-good; the new package changed the
+	// choice, so the shutdown loaded the bad kernel instead of keeping B.
+	if con := h1.dg.g.Console(); !strings.Contains(con, "kxboot: reboot: loaded /boot/vmlinuz-"+badRelease+" with ") {
+		h1.dg.errorf("host1: the shutdown did not load the new kernel over the preloaded one:\n%s", tail(con, 40))
+	}
 	if !regexp.MustCompile(`fell back: ` + regexp.QuoteMeta(a.Release) + ` runs, not ` + badRelease + `: the hop into /boot/vmlinuz-` + badRelease + ` \(try 1\)`).MatchString(out) {
 		t.Errorf("the playbook's output lacks verify's fell-back line for host1")
 	}
@@ -294,8 +304,13 @@ func TestFleetAnsible(t *testing.T) {
 	h2.dg.resetsWere(3, 0)
 	h2.dg.wasClean(3)
 	sshUp(h2)
-	has(h2, "kxboot mark-good; kxboot status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once", "came by:    fast-reboot")
-	has(h2, "kxboot reboot --dry-run", "the next reboot goes through kexec, booting "+kB)
+	if con := h2.dg.g.Console(); !strings.Contains(con, "kxboot: reboot: loaded "+kA+" with ") {
+		h2.dg.errorf("host2: the shutdown did not load the one-shot kernel over the preloaded one:\n%s", tail(con, 40))
+	}
+	// Confirmed, A preloads the kernel of the reboot after: B.
+	has(h2, "kxboot mark-good; kxboot status", "entry:      the one-shot kernel: booting "+kA+" ("+a.Release+") once, asked for by kxboot reboot --once", "came by:    fast-reboot",
+		"loaded:     yes: "+kB+", preloaded for the next reboot (REBOOT_PRELOAD)")
+	has(h2, "kxboot reboot --dry-run", "the next reboot goes through kexec, booting "+kB, "(preloaded at ")
 
 	// Uninstalled, the fast reboot is gone.
 	for _, h := range hosts {

@@ -193,8 +193,9 @@ step dry kxboot reboot --dry-run
 	if l.RebootSetsRCReboot {
 		rebootRC = "YES"
 	}
-	// 1: kxboot loaded at the shutdown and jumped after mount-ro.
-	dg.checkShutdown("the kexec reboot", shutdowns[0], rebootRC, []string{"kxboot: reboot: loaded " + kB}, []string{"kxboot: reboot: jumping into the loaded kernel"}, nil)
+	// 1: kxboot kept at the shutdown the kernel the install preloaded,
+	// and jumped after mount-ro.
+	dg.checkShutdown("the kexec reboot", shutdowns[0], rebootRC, []string{"kxboot: reboot: kept " + kB}, []string{"kxboot: reboot: jumping into the loaded kernel"}, nil)
 	// 2: through the firmware: asked for, or (busybox) not a reboot.
 	switch {
 	case !firmware:

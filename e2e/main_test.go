@@ -331,6 +331,15 @@ func (gu *guest) field(what string, out []string, key, want string) {
 	gu.errorf("%s: no line %q; got:\n%s", what, key+": "+want, indent(strings.Join(out, "\n")))
 }
 
+// tail is the last n lines of s, for a failure's message.
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 func indent(s string) string {
 	return "\t" + strings.ReplaceAll(s, "\n", "\n\t")
 }

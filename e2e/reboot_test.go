@@ -22,8 +22,9 @@ const clean = `step recovery sh -c 'dmesg | grep -c "recovery complete" || true'
 //
 // sysvinit and OpenRC (fastRebootRun):
 //
-//	1 (A)  kxboot install reboot; reboot
-//	2 (B)  through kexec into the newest kernel, file systems clean;
+//	1 (A)  kxboot install reboot (which preloads B); reboot
+//	2 (B)  through kexec into the newest kernel, which the shutdown kept
+//	       loaded from the install, file systems clean;
 //	       kxboot reboot --firmware (OpenRC, Debian's layout: the history
 //	       has the fast reboot; uninstall; poweroff powers off)
 //	3 (A)  through the firmware, once: reboot --dry-run already says the
@@ -126,13 +127,20 @@ kx_idle`),
 	}
 
 	dg.at(1, a.Release)
-	dg.ok("1", "install")
+	// The install preloads B (REBOOT_PRELOAD=auto: 27 MB, less than 1/32
+	// of the guest's RAM), and the shutdown keeps it.
+	if got := dg.ok("1", "install").Stdout(); !strings.Contains(got, "kxboot: reboot: preloaded "+kB+" with kexec_file_load in ") {
+		dg.errorf("boot 1: install reboot did not preload B:\n%s", got)
+	}
 	if got := dg.ok("1", "dry").Stdout(); !strings.Contains(got, "the next reboot goes through kexec, booting "+kB) {
 		dg.errorf("boot 1: reboot --dry-run said %q", got)
 	}
 	s := dg.at(2, b.Release)
 	resets(2, 0)
 	loader(s, 2, "d0")
+	if con := dg.g.Console(); !strings.Contains(con, "kxboot: reboot: kept "+kB+", preloaded at ") {
+		dg.errorf("boot 2: the shutdown did not keep the preloaded kernel:\n%s", tail(con, 60))
+	}
 	isClean(2)
 	if got := dg.ok("2", "status").Stdout(); !strings.Contains(got, "via kxboot: yes") {
 		dg.errorf("boot 2: status:\n%s", got)

@@ -5,6 +5,8 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Write replaces path with data: a temp file in the same directory is
@@ -67,4 +69,20 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// LockDir takes an exclusive flock on the directory dir, which works on a
+// read-only file system too, and returns what lets it go (closing the
+// descriptor; the kernel lets go of it when the process dies, too).
+// Without the directory there is nothing to race for: the lock is none.
+func LockDir(dir string) (unlock func()) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return func() {}
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		d.Close()
+		return func() {}
+	}
+	return func() { d.Close() }
 }

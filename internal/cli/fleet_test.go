@@ -259,9 +259,9 @@ func parseMetrics(t *testing.T, p string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// TestInstallJSON: install --json says whether it changed anything, so
-// that configuration management reports a second run as unchanged.
-func TestInstallJSON(t *testing.T) {
+// newSystemdMachine is a fleet machine that systemd runs, where kxboot
+// install runs no real tool.
+func newSystemdMachine(t *testing.T) *machine {
 	m := newFleetMachine(t)
 	m.env.Runner = &runs{}
 	m.write("/usr/local/sbin/kxboot", []byte("#!/bin/sh\n"))
@@ -270,6 +270,13 @@ func TestInstallJSON(t *testing.T) {
 	os.MkdirAll(m.fs.Path("/run/systemd/system"), 0o755)
 	os.MkdirAll(m.fs.Path("/proc/1"), 0o755)
 	os.Symlink("/lib/systemd/systemd", m.fs.Path("/proc/1/exe"))
+	return m
+}
+
+// TestInstallJSON: install --json says whether it changed anything, so
+// that configuration management reports a second run as unchanged.
+func TestInstallJSON(t *testing.T) {
+	m := newSystemdMachine(t)
 	for i, want := range []bool{true, false} {
 		out := m.mustRun("install", "reboot", "--json", "--binary", "/usr/local/sbin/kxboot")
 		var got struct {
@@ -283,5 +290,34 @@ func TestInstallJSON(t *testing.T) {
 		if got.Job != "reboot" || got.Mode != "systemd" || got.Changed != want || len(got.Messages) == 0 {
 			t.Errorf("run %d: %+v, want changed %v", i+1, got, want)
 		}
+	}
+}
+
+// TestPreloadCommands: install reboot and mark-good preload the next
+// reboot's kernel, status shows it, kxboot unload drops the record, and
+// uninstall reboot unloads it.
+func TestPreloadCommands(t *testing.T) {
+	m := newSystemdMachine(t)
+	kN := "/boot/vmlinuz-" + newest
+	loaded := func() bool { l, _ := m.env.Engine.Loaded(); return l }
+
+	if out := m.mustRun("install", "reboot", "--binary", "/usr/local/sbin/kxboot"); !strings.Contains(out, "kxboot: reboot: preloaded "+kN+" with kexec_file_load in ") || !loaded() {
+		t.Fatalf("install reboot did not preload:\n%s", out)
+	}
+	if out := m.mustRun("status"); !strings.Contains(out, "loaded:     yes: "+kN+", preloaded for the next reboot (REBOOT_PRELOAD)") || !strings.Contains(out, "(preloaded at ") {
+		t.Errorf("status:\n%s", out)
+	}
+	m.mustRun("unload")
+	if out := m.mustRun("status"); strings.Contains(out, "preloaded") || loaded() {
+		t.Errorf("after unload, status:\n%s", out)
+	}
+	if out := m.mustRun("mark-good"); !strings.Contains(out, "kxboot: reboot: preloaded "+kN) || !loaded() {
+		t.Errorf("mark-good did not preload:\n%s", out)
+	}
+	if out := m.mustRun("uninstall", "reboot"); !strings.Contains(out, "Unloaded the kernel the fast reboot had preloaded.") || loaded() {
+		t.Errorf("uninstall reboot left the preloaded kernel:\n%s", out)
+	}
+	if out := m.mustRun("mark-good"); strings.Contains(out, "preload") || loaded() {
+		t.Errorf("mark-good without the fast reboot:\n%s", out)
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/initsys"
 	"github.com/kxboot/kxboot/internal/install"
 	"github.com/kxboot/kxboot/internal/journal"
+	"github.com/kxboot/kxboot/internal/klog"
 )
 
 func runInstall(env *Env, args []string) error {
@@ -80,6 +83,8 @@ func runInstallReboot(env *Env, args []string) error {
 kernel, skipping the firmware; poweroff and halt stay as they are.
 systemd: kxboot-reboot.service loads the kernel when it is stopped at shutdown
          (while /boot is mounted); a /usr/lib/systemd/system-shutdown hook jumps.
+The kernel is preloaded (now, and by mark-good at each boot) when
+REBOOT_PRELOAD allows; the shutdown then keeps it if it is still the one.
 sysvinit: runlevel 6 scripts load before umountfs and jump after umountroot.
 openrc:  the same two services in the off (Debian) or shutdown runlevel.
 If the kernel is gone or the load fails, the reboot goes through the firmware
@@ -94,7 +99,21 @@ and the reason is in the kernel log and in kxboot history. Recorded in
 	if err != nil {
 		return err
 	}
-	return reportInstall(env, journal.JobReboot, *asJSON, func(m install.Machine) error { return m.Reboot(install.RebootOptions{Binary: b}) })
+	if err := reportInstall(env, journal.JobReboot, *asJSON, func(m install.Machine) error { return m.Reboot(install.RebootOptions{Binary: b}) }); err != nil {
+		return err
+	}
+	// Preloaded now (REBOOT_PRELOAD), as mark-good does at the end of
+	// each boot; the JSON form keeps its one object on stdout.
+	out := env.Stdout
+	if *asJSON {
+		out = nil
+	}
+	l := klog.Open(env.FS, out)
+	defer l.Close()
+	if s := fastreboot.Preload(rebootEnv(env, l.Logf)); s != "" {
+		l.Logf("%s", s)
+	}
+	return nil
 }
 
 // reportInstall runs an install; with asJSON it prints one object saying
@@ -133,7 +152,17 @@ func runUninstall(env *Env, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	return installer(env).UninstallJobs(jobs...)
+	if err := installer(env).UninstallJobs(jobs...); err != nil {
+		return err
+	}
+	// A kernel the fast reboot preloaded goes with it: systemd 255 and
+	// later would turn the next reboot into a kexec on its own.
+	if _, ok := fastreboot.ReadPreloaded(env.FS); ok && slices.Contains(jobs, journal.JobReboot) {
+		env.Engine.Unload()
+		fastreboot.ForgetPreloaded(env.FS)
+		fmt.Fprintln(env.Stdout, "Unloaded the kernel the fast reboot had preloaded.")
+	}
+	return nil
 }
 
 func installer(env *Env) install.Machine {

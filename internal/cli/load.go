@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/kexec"
 	"github.com/kxboot/kxboot/internal/plan"
 )
@@ -67,6 +68,7 @@ next boot it came through kxboot.`)
 		fmt.Fprintf(env.Stdout, "Would load with %s (dry run: every check passed, nothing loaded):\n%s", how, p.Describe())
 		return nil
 	}
+	fastreboot.ForgetPreloaded(env.FS) // the shutdown must not keep this one as its own
 	fmt.Fprintf(env.Stdout, "Loaded with %s:\n%s", how, p.Describe())
 	fmt.Fprintf(env.Stdout, "Start it with: kxboot exec --force (at once, no clean shutdown), or systemctl kexec.\n")
 	return nil
@@ -80,6 +82,7 @@ func runUnload(env *Env, args []string) error {
 	if err := env.Engine.Unload(); err != nil {
 		return err
 	}
+	fastreboot.ForgetPreloaded(env.FS)
 	fmt.Fprintln(env.Stdout, "No kernel is loaded now.")
 	return nil
 }

@@ -88,6 +88,7 @@ The init glue installed by kxboot install reboot runs --prepare at shutdown
 			return fmt.Errorf("cannot write %s: %w", fastreboot.FirmwareFlag, err)
 		}
 		env.Engine.Unload()
+		fastreboot.ForgetPreloaded(env.FS)
 		fmt.Fprintln(env.Stdout, "kxboot: rebooting through the firmware, once")
 		return initReboot(env)
 	}

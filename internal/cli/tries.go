@@ -8,6 +8,7 @@ import (
 
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
+	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/health"
 	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/status"
@@ -31,7 +32,8 @@ func runMarkGood(env *Env, args []string) error {
 		`Confirm that the kernel kxboot hopped into is healthy: run HEALTH_CMD (again
 every 10 s until it succeeds or HEALTH_DEADLINE passes), then clear the count of
 tries. The boot runs it at its end; on a boot that did not come through kxboot
-it does nothing.`)
+it confirms nothing. Then, with the fast reboot installed, it preloads the
+next reboot's kernel (REBOOT_PRELOAD), so that the shutdown skips the load.`)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -43,6 +45,10 @@ it does nothing.`)
 		}
 		l.Out = env.Stdout
 		l.Logf("kxboot: mark-good: %s", what)
+		// The try is settled: the next reboot's kernel is known now.
+		if s := fastreboot.Preload(rebootEnv(env, l.Logf)); s != "" {
+			l.Logf("%s", s)
+		}
 		return nil
 	})
 }

@@ -64,9 +64,13 @@ type Config struct {
 	// MetricsDir is where kxboot writes kxboot.prom (Prometheus textfile
 	// metrics) at each boot's confirmation; "" writes none.
 	MetricsDir string
-	Values     map[string]string
-	Line       map[string]int
-	Warnings   []string
+	// Preload is when the fast reboot loads the next kernel ahead of the
+	// shutdown, once the boot is confirmed: PreloadAuto (when the files
+	// take at most 1/32 of the RAM), PreloadYes or PreloadNo.
+	Preload  string
+	Values   map[string]string
+	Line     map[string]int
+	Warnings []string
 }
 
 // setting is one key of a file: set reads its value into the Config; a nil
@@ -87,6 +91,7 @@ var quietDefaults = map[string]string{
 	"WATCHDOG":        "yes",
 	"KNOWN_GOOD":      "yes",
 	"METRICS_DIR":     "",
+	"REBOOT_PRELOAD":  PreloadAuto,
 }
 
 // settings are the keys of /etc/default/kxboot, in the order Format writes
@@ -121,6 +126,28 @@ var settings = []setting{
 	}, func(c *Config) string { return yesNo(c.KnownGood) }},
 	{"MODE", nil, nil},
 	{"METRICS_DIR", setMetricsDir, func(c *Config) string { return c.MetricsDir }},
+	{"REBOOT_PRELOAD", setPreload, func(c *Config) string { return c.Preload }},
+}
+
+// The values of REBOOT_PRELOAD.
+const (
+	PreloadAuto = "auto"
+	PreloadYes  = "yes"
+	PreloadNo   = "no"
+)
+
+func setPreload(c *Config, v string) error {
+	switch strings.ToLower(v) {
+	case "", PreloadAuto:
+		c.Preload = PreloadAuto
+	case PreloadYes, "true", "1":
+		c.Preload = PreloadYes
+	case PreloadNo, "false", "0":
+		c.Preload = PreloadNo
+	default:
+		return fmt.Errorf("REBOOT_PRELOAD=%q is not auto, yes or no; write REBOOT_PRELOAD=auto (preload when the kernel and initrds take at most 1/32 of the RAM), yes or no", v)
+	}
+	return nil
 }
 
 // Keys lists the keys of /etc/default/kxboot, in the order Format writes
@@ -208,6 +235,7 @@ func defaults() Config {
 		Format: Kxboot, Enabled: true, Values: map[string]string{}, Line: map[string]int{},
 		AbortSeconds: DefaultAbortSeconds, MaxTries: DefaultMaxTries,
 		HealthDeadline: DefaultHealthDeadline, Panic: DefaultPanic, Watchdog: true, KnownGood: true,
+		Preload: PreloadAuto,
 	}
 }
 

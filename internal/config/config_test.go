@@ -68,6 +68,7 @@ func TestParseBadLines(t *testing.T) {
 		{"APPEND=quiet splash", "the value of APPEND has white space outside quotes; put the whole value in double quotes"},
 		{"MAX_TRIES=-1", `MAX_TRIES="-1" is not a number of hops from 0 to 100; write for example MAX_TRIES=3 (0 never stops hopping)`},
 		{"HEALTH_DEADLINE=5", `HEALTH_DEADLINE="5" is not a number of seconds from 10 to 86400; write for example HEALTH_DEADLINE=300`},
+		{"REBOOT_PRELOAD=always", `REBOOT_PRELOAD="always" is not auto, yes or no; write REBOOT_PRELOAD=auto (preload when the kernel and initrds take at most 1/32 of the RAM), yes or no`},
 		{"PANIC=-1", `PANIC="-1" is not a number of seconds from 0 to 3600; write for example PANIC=10 (0 adds no panic= parameter)`},
 		{"WATCHDOG=maybe", `WATCHDOG="maybe" is not yes or no; write WATCHDOG=yes or WATCHDOG=no`},
 		{"APPEND= quiet", "the value of APPEND has white space outside quotes; put the whole value in double quotes"},
@@ -84,9 +85,9 @@ func TestParseBadLines(t *testing.T) {
 		{"KERNEL=/vm\x00linuz", "the line holds a NUL byte; the file must be plain text"},
 		{"KERNAL=/vmlinuz", "KERNAL is not a kxboot setting; did you mean KERNEL?"},
 		{"kernel=/vmlinuz", "kernel is not a kxboot setting; did you mean KERNEL?"},
-		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR"},
-		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR"},
-		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR"},
+		{"INITRAMFS=/initrd.img", "INITRAMFS is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR, REBOOT_PRELOAD"},
+		{"exportKERNEL=/vmlinuz", "exportKERNEL is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR, REBOOT_PRELOAD"},
+		{"KERNEL_IMAGE=/vmlinuz", "KERNEL_IMAGE is not a kxboot setting; the settings are ENABLED, KERNEL, INITRD, APPEND, CMDLINE, MARKER, ABORT_SECONDS, MAX_TRIES, HEALTH_CMD, HEALTH_DEADLINE, PANIC, WATCHDOG, KNOWN_GOOD, MODE, METRICS_DIR, REBOOT_PRELOAD"},
 		{"ENABLED=maybe", `ENABLED="maybe" is not yes or no; write ENABLED=yes or ENABLED=no`},
 		{`MARKER="hop once"`, `MARKER="hop once" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
 		{`MARKER='a="b"'`, `MARKER="a=\"b\"" is not a single kernel parameter; write one word such as MARKER=kxboot.chained=1`},
@@ -114,7 +115,7 @@ func TestParseFile(t *testing.T) {
 		Line:    map[string]int{"KERNEL": 5, "ENABLED": 4, "MAX_TRIES": 6},
 
 		AbortSeconds: DefaultAbortSeconds, MaxTries: 3, HealthDeadline: DefaultHealthDeadline,
-		Panic: DefaultPanic, Watchdog: true, KnownGood: true,
+		Panic: DefaultPanic, Watchdog: true, KnownGood: true, Preload: PreloadAuto,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -1,5 +1,7 @@
 // Package fastreboot is kxboot's reboot through kexec: at shutdown, while
-// /boot is still mounted, Prepare loads the next kernel; at the very end,
+// /boot is still mounted, Prepare loads the next kernel (or keeps the one
+// Preload loaded ahead, once the boot was confirmed, when it is still the
+// one to boot); at the very end,
 // with the file systems read-only, Jump starts it where the init system
 // would reset the machine. Whatever goes wrong leaves nothing loaded, so
 // the reboot goes on through the firmware, with the reason logged: a
@@ -81,6 +83,9 @@ type Next struct {
 	Installed bool
 	Firmware  string // why one reboot goes through the firmware; "" when none was asked for
 	Choice    Choice
+	// Ahead is the record of the kernel Preload loaded for this choice on
+	// this boot, if any (the shutdown keeps it when it is still loaded).
+	Ahead *Preloaded
 }
 
 // Plan reads what the next reboot does, from the input chain.Gather read.
@@ -95,6 +100,9 @@ func PlanFor(fsys rootfs.FS, in chain.Input, chainInstalled, rebootInstalled boo
 		n.Firmware = why
 	}
 	n.Choice = Decide(in, chainInstalled)
+	if p, ok := ReadPreloaded(fsys); ok && n.Firmware == "" && n.Choice.Load && p.matches(fsys, n.Choice.Hop.Boot, chain.BootID(fsys)) {
+		n.Ahead = &p
+	}
 	return n
 }
 
@@ -107,6 +115,9 @@ func (n Next) String() string {
 		return "the next reboot goes through the firmware, once (" + n.Firmware + ")"
 	case !n.Choice.Load:
 		return "the next reboot goes through the firmware: " + n.Choice.Reason
+	}
+	if n.Ahead != nil {
+		return "the next reboot goes through kexec, " + n.Choice.Reason + " (preloaded at " + n.Ahead.Time.Format("15:04:05") + ")"
 	}
 	return "the next reboot goes through kexec, " + n.Choice.Reason
 }
@@ -158,6 +169,11 @@ func ClearFirmware(fsys rootfs.FS) { os.Remove(fsys.Path(FirmwareFlag)) }
 // or makes sure nothing is loaded, and says why. It is run at every
 // shutdown by the init glue and never fails the shutdown.
 func Prepare(e Env) {
+	unlock := lockLoads(e.FS)
+	defer unlock()
+	// The record of a kernel loaded ahead is spent here, kept or not.
+	pre, preOK := ReadPreloaded(e.FS)
+	ForgetPreloaded(e.FS)
 	in := chain.Gather(e.FS)
 	next := Plan(e.FS, in)
 	if !next.Installed {
@@ -196,13 +212,17 @@ func Prepare(e Env) {
 		return
 	}
 	b := c.Hop.Boot
-	start := time.Now()
-	res, err := chain.Load(e.FS, e.Engine, b)
-	if err != nil {
-		firmware(err.Error())
-		return
+	if e.kept(pre, preOK, b) {
+		e.Logf("kxboot: reboot: kept %s, preloaded at %s with %s (files and command line unchanged); command line: %s", b.Kernel, pre.Time.Format("15:04:05"), pre.Syscall, b.Cmdline)
+	} else {
+		start := time.Now()
+		res, err := chain.Load(e.FS, e.Engine, b)
+		if err != nil {
+			firmware(err.Error())
+			return
+		}
+		e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", b.Kernel, res.Syscall, time.Since(start).Milliseconds(), b.Cmdline)
 	}
-	e.Logf("kxboot: reboot: loaded %s with %s in %d ms; command line: %s", b.Kernel, res.Syscall, time.Since(start).Milliseconds(), b.Cmdline)
 	// Armed now, while the record can still say so: the jump comes when
 	// the file systems are read-only. (On systemd, systemd-shutdown then
 	// takes the device over with its own timeout, RebootWatchdogSec.)

@@ -39,6 +39,9 @@ type Report struct {
 
 	Loaded    *bool  `json:"loaded,omitempty"` // absent when it cannot be told
 	LoadedErr string `json:"loaded_error,omitempty"`
+	// Preloaded is the kernel the fast reboot preloaded for the next
+	// reboot (REBOOT_PRELOAD), when that is what is loaded.
+	Preloaded string `json:"preloaded,omitempty"`
 
 	Config    string            `json:"config,omitempty"` // the file read; absent when none
 	Format    string            `json:"config_format,omitempty"`
@@ -100,6 +103,9 @@ func From(s bootstate.State) Report {
 		r.LoadedErr = s.LoadedErr.Error()
 	} else {
 		r.Loaded = &s.Loaded
+		if a := s.NextReboot.Ahead; a != nil && s.Loaded {
+			r.Preloaded = a.Kernel
+		}
 	}
 	in := s.In
 	switch {
@@ -210,6 +216,8 @@ func Write(w io.Writer, r Report) {
 	switch {
 	case r.LoadedErr != "":
 		fmt.Fprintf(w, "loaded:     unknown (%s)\n", r.LoadedErr)
+	case *r.Loaded && r.Preloaded != "":
+		fmt.Fprintf(w, "loaded:     yes: %s, preloaded for the next reboot (REBOOT_PRELOAD)\n", r.Preloaded)
 	case *r.Loaded:
 		fmt.Fprintf(w, "loaded:     yes (kxboot exec --force or a kexec reboot starts it)\n")
 	default:

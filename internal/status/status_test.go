@@ -111,6 +111,19 @@ func TestWrite(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
 	}
+	// A kernel the fast reboot loaded ahead says so.
+	ahead := states()["good"]
+	ahead.NextReboot.Ahead = &fastreboot.Preloaded{Kernel: "/boot/vmlinuz", Time: time.Date(2026, 12, 2, 11, 0, 0, 0, time.UTC)}
+	out.Reset()
+	Write(&out, From(ahead))
+	for _, want := range []string{
+		"loaded:     yes: /boot/vmlinuz, preloaded for the next reboot (REBOOT_PRELOAD)\n",
+		"reboot:     the next reboot goes through kexec, /boot/vmlinuz (preloaded at 11:00:00)\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	Write(&out, From(states()["broken"]))
 	for _, want := range []string{

@@ -74,17 +74,7 @@ func (s Store) Write(r Record) error {
 // deadline watcher, mark-good, mark-bad, reset): an flock on the state
 // directory, which works on a read-only file system too. Without the
 // directory there is nothing to race for, and the unlock does nothing.
-func (s Store) Lock() (unlock func()) {
-	d, err := os.Open(s.FS.Path(Dir))
-	if err != nil {
-		return func() {}
-	}
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
-		d.Close()
-		return func() {}
-	}
-	return func() { d.Close() }
-}
+func (s Store) Lock() (unlock func()) { return atomicfile.LockDir(s.FS.Path(Dir)) }
 
 // WriteLocked writes r under the lock: for callers that computed r from
 // a record they read before (the chain boot, the reboot's load).
