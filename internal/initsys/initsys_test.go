@@ -81,3 +81,13 @@ func TestHasAction(t *testing.T) {
 		t.Errorf("hasAction misreads:\n%s", tab)
 	}
 }
+
+// TestSystemdRebootingAtTheEnd: under systemd-shutdown (the hook's jump)
+// Rebooting answers "cannot tell" at once, without starting systemctl.
+func TestSystemdRebootingAtTheEnd(t *testing.T) {
+	fsys := rootfstest.Tree(t, map[string]string{"/proc/1/comm": "systemd-shutdow\n"}, nil)
+	t.Setenv("PATH", t.TempDir()) // no systemctl to start
+	if _, err := (systemd{}).Rebooting(fsys, os.Getenv); err == nil || !strings.Contains(err.Error(), "systemd-shutdown runs") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package initsys
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"path"
@@ -76,7 +77,13 @@ func (systemd) RebootSignal(rootfs.FS) (string, bool) {
 // Rebooting asks systemd for its pending jobs: a reboot has reboot.target
 // (or kexec.target) queued while the units are stopped; a poweroff has
 // poweroff.target.
-func (systemd) Rebooting(rootfs.FS, func(string) string) (bool, error) {
+// Once systemd-shutdown is PID 1 (the shutdown hook's jump) there is no
+// manager to ask: the hook's argument said reboot, and no systemctl is
+// started at the last instant before the jump.
+func (systemd) Rebooting(fsys rootfs.FS, _ func(string) string) (bool, error) {
+	if comm, _ := fsys.ReadString("/proc/1/comm"); strings.HasPrefix(comm, "systemd-shutdow") {
+		return false, errors.New("systemd-shutdown runs: no manager to ask")
+	}
 	out, err := exec.Command("systemctl", "list-jobs", "--no-legend", "--no-pager").Output()
 	if err != nil {
 		return false, err
