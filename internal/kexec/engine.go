@@ -109,7 +109,7 @@ func (e *Engine) Load(r Request) (Result, error) {
 	defer kernel.Close()
 	res.Kind = kind
 
-	initrd, size, err := e.openInitrds(r.Initrds)
+	initrd, size, err := e.openInitrds(r.Initrds, !r.DryRun)
 	if err != nil {
 		return res, err
 	}
@@ -252,11 +252,15 @@ func (e *Engine) openKernel(path string) (*os.File, kimage.Kind, error) {
 }
 
 // openInitrds returns one file holding every initrd in order. One initrd is
-// passed as it is; several are joined in a memfd, because the kernel takes
-// only one, and the kernel unpacks concatenated cpio archives (compressed or
-// not) in order: early microcode first, then the main initrd. kexec-tools
-// keeps only the last --initrd, which loses the microcode or the root.
-func (e *Engine) openInitrds(paths []string) (*os.File, int64, error) {
+// passed as it is; several are joined, because the kernel takes only one,
+// and the kernel unpacks concatenated cpio archives (compressed or not) in
+// order: early microcode first, then the main initrd. kexec-tools keeps
+// only the last --initrd, which loses the microcode or the root. The join
+// kept in JoinDir by an earlier load of the same files is used as it is;
+// otherwise, with keep, the join is written there for the next load; where
+// that cannot be (no /var/cache, a read-only root, a dry run), the join is
+// made in a memfd.
+func (e *Engine) openInitrds(paths []string, keep bool) (*os.File, int64, error) {
 	if len(paths) == 0 {
 		return nil, 0, nil
 	}
@@ -274,6 +278,16 @@ func (e *Engine) openInitrds(paths []string) (*os.File, int64, error) {
 			return nil, 0, err
 		}
 		return f, st.Size(), nil
+	}
+	if name, size, err := e.joinName(paths); err == nil {
+		if f := e.keptJoin(name, size); f != nil {
+			return f, size, nil
+		}
+		if keep {
+			if f, err := e.keepJoin(paths, name, size); err == nil {
+				return f, size, nil
+			}
+		}
 	}
 	mem, err := memfd("kxboot-initrd")
 	if err != nil {
