@@ -92,6 +92,21 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestWatchKept: a shutdown that kept the preloaded kernel counts as a
+// load of 0 ms, named as kept.
+func TestWatchKept(t *testing.T) {
+	w := &watch{}
+	for _, l := range []string{
+		"KXBENCH reboot-now kxboot",
+		"[   24.5] kxboot: reboot: kept /boot/vmlinuz-6.1.0-56-cloud-amd64, preloaded at 10:41:07 with kexec_file_load (files and command line unchanged); command line: root=/dev/vda ro",
+	} {
+		w.line(l)
+	}
+	if w.load == nil || w.load[1] != "/boot/vmlinuz-6.1.0-56-cloud-amd64" || w.load[2] != "kexec_file_load preloaded at boot, kept" || w.load[3] != "0" {
+		t.Errorf("load %q", w.load)
+	}
+}
+
 func TestChainTimes(t *testing.T) {
 	lines := []string{
 		"[    2.100000] Run /init as init process",
