@@ -13,7 +13,8 @@ import (
 const hopAppend = `kxtest.token=42 kxtest.words="a b  c"`
 
 // hopRoot is the stage 1 initramfs of a hop: kxboot loads kernel B with
-// two initrds and jumps into it. stage2.cpio carries the next /init,
+// two initrds (their join kept in /var/cache/kxboot) and jumps into it.
+// stage2.cpio carries the next /init,
 // extra.cpio only /extra/marker, so both being unpacked shows that kxboot
 // passed both.
 func hopRoot(t *testing.T, syscall string) *harness.Initramfs {
@@ -56,8 +57,13 @@ step json kxboot status --json
 	root.HostFile("/boot/vmlinuz-"+b.Release, 0o644, b.Image)
 	root.File("/stage2.cpio", 0o644, s2)
 	root.File("/extra.cpio", 0o644, extra)
-	root.File("/init", 0o755, harness.Script("1", "\n"+pre+`step load kxboot load --kernel /boot/vmlinuz-`+b.Release+` --initrd /stage2.cpio --initrd /extra.cpio --append '`+hopAppend+`' --syscall `+syscall+`
+	// With /var/cache there, the load keeps the join of the two initrds
+	// in /var/cache/kxboot and passes the kept file: the hop proves the
+	// next kernel unpacks both from it.
+	root.File("/init", 0o755, harness.Script("1", "\n"+pre+`mkdir -p /var/cache
+step load kxboot load --kernel /boot/vmlinuz-`+b.Release+` --initrd /stage2.cpio --initrd /extra.cpio --append '`+hopAppend+`' --syscall `+syscall+`
 step status kxboot status
+say joined "$(ls /var/cache/kxboot)"
 say exec "kxboot exec --force"
 step exec kxboot exec --force
 finish "kxboot exec returned"
@@ -75,6 +81,9 @@ func hop(t *testing.T, syscall string) *guest {
 	}
 	gu.ok("1", "load")
 	gu.field("kxboot status after load", gu.step("1", "status").Out, "loaded", "yes")
+	if got := gu.value("1", "joined"); !strings.HasPrefix(got, "initrd-joined-") || strings.Contains(got, " ") {
+		gu.errorf("/var/cache/kxboot after the load holds %q; want the one kept join", got)
+	}
 	if _, ok := gu.r.Stage("2").Get("stage"); !ok {
 		ex := gu.r.Stage("1").Step("exec")
 		gu.fatalf("kernel B's /init never ran; kxboot exec --force: exit status %d, stderr %q", ex.RC, ex.Stderr())

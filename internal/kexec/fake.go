@@ -2,6 +2,8 @@ package kexec
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +49,19 @@ func (f *Fake) setLoaded(v string) {
 	}
 }
 
+// openForWriting is the kernel's refusal of a file for kexec_file_load
+// (deny_write_access: ETXTBSY) as far as this descriptor shows it: opened
+// for writing through open(2). A memfd is made without that count, which
+// is why the kernel takes it.
+func openForWriting(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
+		return false
+	}
+	l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	return !strings.HasPrefix(l, "/memfd:")
+}
+
 // readFd reads a whole file by descriptor with pread, so that neither the
 // caller's offset nor its ownership of the descriptor changes.
 func readFd(fd int) []byte {
@@ -66,6 +81,9 @@ func (f *Fake) FileLoad(kernelFd, initrdFd int, cmdline string) error {
 	f.record("file_load")
 	if f.FileErr != nil {
 		return f.FileErr
+	}
+	if openForWriting(kernelFd) || initrdFd >= 0 && openForWriting(initrdFd) {
+		return unix.ETXTBSY
 	}
 	f.Kernel, f.Initrd, f.Cmdline = readFd(kernelFd), nil, cmdline
 	if initrdFd >= 0 {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -65,7 +64,7 @@ func (e *Engine) keptJoin(name string, size int64) *os.File {
 
 // keepJoin writes the join of paths as name (a temp file, synced, renamed
 // into place), removes the joins kept before it (and temp files a crash
-// left), and returns it open. It
+// left), and returns it open, read-only. It
 // fails where /var/cache is missing or read-only (the chain boot's early
 // root, say); the caller then joins in memory.
 func (e *Engine) keepJoin(paths []string, name string, size int64) (*os.File, error) {
@@ -109,9 +108,11 @@ func (e *Engine) keepJoin(paths []string, name string, size int64) (*os.File, er
 			}
 		}
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		tmp.Close()
-		return nil, err
+	// Opened again, read-only: kexec_file_load refuses a file that any
+	// descriptor has open for writing (ETXTBSY), this one's too.
+	tmp.Close()
+	if f := e.keptJoin(name, size); f != nil {
+		return f, nil
 	}
-	return tmp, nil
+	return nil, fmt.Errorf("the join kept as %s cannot be opened again", name)
 }
