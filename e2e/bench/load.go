@@ -303,7 +303,7 @@ func (r *loadResults) markdown() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Measured on %s by `go run ./e2e/bench -load -rounds %d` in %s: one QEMU amd64 guest (%s, accelerator %s, QEMU %s), kernel %s loading %s; file sizes in bytes (kernel, initrd, early initrd): %s. kxboot %s; kexec-tools %s.\n\n",
 		r.date.Format("2006-01-02"), r.rounds, r.took.Round(time.Second), r.mem, r.accel, r.qemu, r.a, r.b, r.sizes, r.kxboot, r.kexecTools)
-	fmt.Fprintf(&sb, "Medians of the rounds; time = wall time of the command; peak = ru_maxrss (VmHWM), whose floor here is %.1f MB (`/bin/true` measured the same way); spread = max/min of a tool's times over the rounds.\n\n", r.floorKB/1024)
+	fmt.Fprintf(&sb, "Medians of the rounds; time = wall time of the command; peak = ru_maxrss (VmHWM), whose floor here is %.1f MB (`/bin/true` measured the same way); spread = max/min of a tool's times over the rounds, and in brackets max − min (a disturbance of the machine adds the same milliseconds to a short load as to a long one).\n\n", r.floorKB/1024)
 	head := "| case | kxboot time | kexec-tools time | ratio | spread kxboot / kexec-tools | kxboot peak | kexec-tools peak | ratio |"
 	sep := "|---|---:|---:|---:|---:|---:|---:|---:|"
 	if r.before {
@@ -318,8 +318,8 @@ func (r *loadResults) markdown() string {
 		kw, tw := median(col(kx, wall)), median(col(kt, wall))
 		km, tm := median(col(kx, rss)), median(col(kt, rss))
 		ws, ts := col(kx, wall), col(kt, wall)
-		fmt.Fprintf(&sb, "| %s | %.1f ms | %.1f ms | %.2f | %.2f / %.2f | %.1f MB | %.1f MB | %.2f |", c.c.label, kw, tw, kw/tw,
-			slices.Max(ws)/slices.Min(ws), slices.Max(ts)/slices.Min(ts), km/1024, tm/1024, km/tm)
+		fmt.Fprintf(&sb, "| %s | %.1f ms | %.1f ms | %.2f | %.2f / %.2f (%.0f / %.0f ms) | %.1f MB | %.1f MB | %.2f |", c.c.label, kw, tw, kw/tw,
+			slices.Max(ws)/slices.Min(ws), slices.Max(ts)/slices.Min(ts), slices.Max(ws)-slices.Min(ws), slices.Max(ts)-slices.Min(ts), km/1024, tm/1024, km/tm)
 		if r.before {
 			bf := c.by["before"]
 			fmt.Fprintf(&sb, " %.1f ms | %.1f MB |", median(col(bf, wall)), median(col(bf, rss))/1024)
