@@ -253,6 +253,14 @@ func Jump(e Env) {
 		e.Logf("kxboot: reboot: through the firmware, as asked")
 		return
 	}
+	// Prepare spends the preload's record: still there, the shutdown's
+	// first half never ran (a forced reboot, reboot -f), so no try was
+	// recorded and the kernel preloaded at boot must not be started.
+	if _, ok := ReadPreloaded(e.FS); ok {
+		e.Engine.Unload()
+		e.Logf("kxboot: reboot: the kernel preloaded at boot was never taken over by the shutdown (a forced reboot?): no try is recorded, so the reboot goes through the firmware")
+		return
+	}
 	if e.Rebooting != nil {
 		// A kernel loaded by hand (kxboot load) must not turn a
 		// poweroff into a kexec. An init that cannot answer any more

@@ -122,6 +122,8 @@ func Preload(e Env) string {
 		why = "the next reboot goes through the firmware: " + c.Reason
 	case c.Rec.Pending:
 		why = "this boot's try is not confirmed yet; the shutdown loads"
+	case c.Hop.Boot.Root != "":
+		why = "slot " + c.Hop.Boot.Slot + " boots from another root file system, mounted only to load; the shutdown loads"
 	}
 	b := c.Hop.Boot
 	if p, ok := ReadPreloaded(e.FS); ok {

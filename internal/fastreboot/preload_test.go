@@ -153,3 +153,25 @@ func TestPreloadDeclines(t *testing.T) {
 		t.Errorf("not installed: said %q", said)
 	}
 }
+
+// TestJumpRefusesAPreloadNotTakenOver: a forced reboot skips Prepare, so
+// the preloaded kernel would start with no try recorded: the jump
+// unloads it and the reboot goes through the firmware.
+func TestJumpRefusesAPreloadNotTakenOver(t *testing.T) {
+	b := preloadBox(t, "", 4<<20)
+	rootfstest.Write(t, b.env.FS, "/proc/self/mounts", []byte("/dev/vda / ext4 ro 0 0\n"))
+	Preload(b.env)
+	b.sys.Calls = nil
+	Jump(b.env)
+	if !slices.Equal(b.sys.Calls, []string{"unload"}) || !strings.Contains(b.last(), "never taken over by the shutdown") {
+		t.Errorf("calls %v, log %q", b.sys.Calls, b.log)
+	}
+	// After Prepare (which spends the record) the jump goes ahead.
+	Preload(b.env)
+	Prepare(b.env)
+	b.sys.Calls = nil
+	Jump(b.env)
+	if !slices.Contains(b.sys.Calls, "reboot_kexec") {
+		t.Errorf("after Prepare: calls %v, log %q", b.sys.Calls, b.log)
+	}
+}
