@@ -110,9 +110,7 @@ and the reason is in the kernel log and in kxboot history. Recorded in
 	}
 	l := klog.Open(env.FS, out)
 	defer l.Close()
-	if s := fastreboot.Preload(rebootEnv(env, l.Logf)); s != "" {
-		l.Logf("%s", s)
-	}
+	preload(env, l)
 	return nil
 }
 

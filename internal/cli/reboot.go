@@ -136,5 +136,13 @@ func rebootEnv(env *Env, logf func(string, ...any)) fastreboot.Env {
 	}
 }
 
+// preload loads the next reboot's kernel ahead (fastreboot.Preload) and
+// says what it did on l.
+func preload(env *Env, l *klog.Logger) {
+	if s := fastreboot.Preload(rebootEnv(env, l.Logf)); s != "" {
+		l.Logf("%s", s)
+	}
+}
+
 // state reads the machine's boot state, once per command.
 func state(env *Env) bootstate.State { return bootstate.Read(env.FS, env.Engine) }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
-	"github.com/kxboot/kxboot/internal/fastreboot"
 	"github.com/kxboot/kxboot/internal/health"
 	"github.com/kxboot/kxboot/internal/klog"
 	"github.com/kxboot/kxboot/internal/status"
@@ -46,9 +45,7 @@ next reboot's kernel (REBOOT_PRELOAD), so that the shutdown skips the load.`)
 		l.Out = env.Stdout
 		l.Logf("kxboot: mark-good: %s", what)
 		// The try is settled: the next reboot's kernel is known now.
-		if s := fastreboot.Preload(rebootEnv(env, l.Logf)); s != "" {
-			l.Logf("%s", s)
-		}
+		preload(env, l)
 		return nil
 	})
 }

@@ -171,11 +171,10 @@ func ClearFirmware(fsys rootfs.FS) { os.Remove(fsys.Path(FirmwareFlag)) }
 func Prepare(e Env) {
 	unlock := lockLoads(e.FS)
 	defer unlock()
-	// The record of a kernel loaded ahead is spent here, kept or not.
-	pre, preOK := ReadPreloaded(e.FS)
-	ForgetPreloaded(e.FS)
 	in := chain.Gather(e.FS)
 	next := Plan(e.FS, in)
+	// The record of a preloaded kernel is spent here, kept or not.
+	ForgetPreloaded(e.FS)
 	if !next.Installed {
 		e.Logf("kxboot: reboot: the fast reboot is not installed (no %s): nothing loaded", journal.Path(journal.JobReboot))
 		return
@@ -212,8 +211,8 @@ func Prepare(e Env) {
 		return
 	}
 	b := c.Hop.Boot
-	if e.kept(pre, preOK, b) {
-		e.Logf("kxboot: reboot: kept %s, preloaded at %s with %s (files and command line unchanged); command line: %s", b.Kernel, pre.Time.Format("15:04:05"), pre.Syscall, b.Cmdline)
+	if a := next.Ahead; a != nil && e.stillLoaded() {
+		e.Logf("kxboot: reboot: kept %s, preloaded at %s with %s (files and command line unchanged); command line: %s", b.Kernel, a.Time.Format("15:04:05"), a.Syscall, b.Cmdline)
 	} else {
 		start := time.Now()
 		res, err := chain.Load(e.FS, e.Engine, b)

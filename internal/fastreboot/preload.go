@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kxboot/kxboot/internal/atomicfile"
 	"github.com/kxboot/kxboot/internal/chain"
 	"github.com/kxboot/kxboot/internal/config"
@@ -35,10 +33,7 @@ type Preloaded struct {
 	Kernel  string   `json:"kernel"`
 	Initrds []string `json:"initrds,omitempty"`
 	Cmdline string   `json:"cmdline"`
-	ID      string   `json:"id"` // tries.Identity of the files and the line
-	// Stamps are the files' inode change times as well: a file rewritten
-	// in place with its old size and modification time (cp -p) is
-	// another file.
+	// Stamps are the files' rootfs.FS.Stamp when they were loaded.
 	Stamps  []string  `json:"stamps"`
 	Syscall string    `json:"syscall"`
 	Time    time.Time `json:"time"`
@@ -61,25 +56,18 @@ func ReadPreloaded(fsys rootfs.FS) (Preloaded, bool) {
 func ForgetPreloaded(fsys rootfs.FS) { os.Remove(fsys.Path(PreloadPath)) }
 
 // matches says whether p is the loaded kernel the shutdown would load for
-// b on this boot: the same files, unchanged since (tries.Identity: device,
-// inode, size, modification time), and the same command line, word for
-// word.
+// b on this boot: the same files, unchanged since (their stamps), and the
+// same command line, word for word.
 func (p Preloaded) matches(fsys rootfs.FS, b tries.Boot, boot string) bool {
 	return p.Boot == boot && p.Kernel == b.Kernel && strings.Join(p.Initrds, "\x00") == strings.Join(b.Initrds, "\x00") &&
-		p.Cmdline == b.Cmdline && p.ID == b.ID && strings.Join(p.Stamps, " ") == strings.Join(stamps(fsys, b), " ")
+		p.Cmdline == b.Cmdline && strings.Join(p.Stamps, " ") == strings.Join(stamps(fsys, b), " ")
 }
 
-// stamps are the inode change times of b's files ("-" for a file that
-// cannot be read): no one can set them back.
+// stamps are the stamps of b's files, the kernel first.
 func stamps(fsys rootfs.FS, b tries.Boot) []string {
 	var out []string
 	for _, f := range append([]string{b.Kernel}, b.Initrds...) {
-		var st unix.Stat_t
-		if unix.Stat(fsys.Path(f), &st) != nil {
-			out = append(out, "-")
-			continue
-		}
-		out = append(out, fmt.Sprintf("%d.%09d", st.Ctim.Sec, st.Ctim.Nsec))
+		out = append(out, fsys.Stamp(f))
 	}
 	return out
 }
@@ -126,9 +114,9 @@ func Preload(e Env) string {
 		why = "slot " + c.Hop.Boot.Slot + " boots from another root file system, mounted only to load; the shutdown loads"
 	}
 	b := c.Hop.Boot
-	if p, ok := ReadPreloaded(e.FS); ok {
-		if why == "" && e.kept(p, ok, b) {
-			return fmt.Sprintf("kxboot: reboot: %s is preloaded already (at %s)", b.Kernel, p.Time.Format("15:04:05"))
+	if _, ok := ReadPreloaded(e.FS); ok {
+		if a := next.Ahead; why == "" && a != nil && e.stillLoaded() {
+			return fmt.Sprintf("kxboot: reboot: %s is preloaded already (at %s)", b.Kernel, a.Time.Format("15:04:05"))
 		}
 		// Loaded ahead for an earlier choice: it goes, whatever comes.
 		e.Engine.Unload()
@@ -148,7 +136,7 @@ func Preload(e Env) string {
 		e.Engine.Unload()
 		return nothing + err.Error() + "; the shutdown tries again"
 	}
-	p := Preloaded{Boot: e.BootID, Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline, ID: b.ID, Stamps: stamps(e.FS, b), Syscall: res.Syscall, Time: e.Now()}
+	p := Preloaded{Boot: chain.BootID(e.FS), Kernel: b.Kernel, Initrds: b.Initrds, Cmdline: b.Cmdline, Stamps: stamps(e.FS, b), Syscall: res.Syscall, Time: e.Now()}
 	data, _ := json.Marshal(p)
 	if err := atomicfile.Write(e.FS.Path(PreloadPath), append(data, '\n'), 0o644); err != nil {
 		e.Engine.Unload()
@@ -198,12 +186,10 @@ func memTotal(fsys rootfs.FS) (int64, error) {
 	return 0, errors.New("/proc/meminfo has no MemTotal line")
 }
 
-// kept says whether the kernel the record p names is loaded still and is
-// b: then the shutdown keeps it instead of loading it again.
-func (e Env) kept(p Preloaded, ok bool, b tries.Boot) bool {
-	if !ok || !p.matches(e.FS, b, e.BootID) {
-		return false
-	}
+// stillLoaded says whether a kernel is still loaded: kxboot cannot see
+// which, and no one but the fast reboot loads one without dropping the
+// record (kxboot load, unload, reboot --firmware).
+func (e Env) stillLoaded() bool {
 	loaded, err := e.Engine.Loaded()
 	return err == nil && loaded
 }

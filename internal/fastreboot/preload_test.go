@@ -87,7 +87,9 @@ func TestPrepareLoadsAgain(t *testing.T) {
 		{"APPEND changed", func(b *box) { rootfstest.Write(t, b.env.FS, "/etc/default/kxboot", []byte("APPEND=quiet\n")) }},
 		{"unloaded by hand", func(b *box) { b.env.Engine.Unload() }},
 		{"loaded by kxboot load", func(b *box) { ForgetPreloaded(b.env.FS) }},
-		{"another boot", func(b *box) { b.env.BootID = "boot-2" }},
+		{"another boot", func(b *box) {
+			rootfstest.Write(t, b.env.FS, "/proc/sys/kernel/random/boot_id", []byte("boot-2\n"))
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := preloadBox(t, "", 4<<20)

@@ -15,8 +15,8 @@ import (
 // one initrd, so a load of several writes them one after the other, and a
 // machine that loads the same ones at every boot or reboot (early
 // microcode and the main initrd) would copy them each time. The join is
-// kept under a name made of the parts' identity (path, device, inode,
-// size, modification and inode change times): a part replaced or rewritten
+// kept under a name made of the parts' paths and rootfs.FS.Stamp (device,
+// inode, size, modification and inode change times): a part replaced or rewritten
 // gives another name, and the stale join is removed when the new one is
 // written. The directory is created 0700 only where /var/cache exists, and
 // a join is used only when it and every directory above it pass the same
@@ -32,15 +32,15 @@ func (e *Engine) joinName(paths []string) (string, int64, error) {
 	h := sha256.New()
 	var size int64
 	for i, p := range paths {
-		var st unix.Stat_t
-		if err := unix.Stat(e.FS.Path(p), &st); err != nil {
+		st, err := os.Stat(e.FS.Path(p))
+		if err != nil {
 			return "", 0, err
 		}
-		fmt.Fprintf(h, "%s\x00%d:%d:%d:%d.%d:%d.%d\x00", p, st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		fmt.Fprintf(h, "%s\x00%s\x00", p, e.FS.Stamp(p))
 		if i > 0 {
 			size += (4 - size%4) % 4
 		}
-		size += st.Size
+		size += st.Size()
 	}
 	return path.Join(JoinDir, joinPrefix+hex.EncodeToString(h.Sum(nil))[:32]), size, nil
 }

@@ -113,6 +113,19 @@ func (f FS) Resolve(p string) (string, error) {
 	return resolved, nil
 }
 
+// Stamp names what the file at p is now: its device, inode, size,
+// modification and inode change times ("-" when it cannot be read). A
+// file replaced, or rewritten in place even with its old size and
+// modification time put back (cp -p), gets another stamp: no one can set
+// the change time back.
+func (f FS) Stamp(p string) string {
+	var st syscall.Stat_t
+	if syscall.Stat(f.Path(p), &st) != nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d:%d:%d:%d.%09d:%d.%09d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
 // ErrUntrusted is wrapped by every error of Trusted.
 var ErrUntrusted = errors.New("untrusted file")
 
